@@ -1,0 +1,157 @@
+"""The room socket: accept or refuse, decode, validate, dispatch to a service, encode the answer."""
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from . import presence, protocol, services
+from .exceptions import ClientError
+from .identity import Identity, identify
+from .models import Room
+from .ratelimit import TokenBucket
+from .rooms import group_name, normalize_room_name
+
+logger = logging.getLogger(__name__)
+
+PRESENCE_EVENT = "chat.presence"
+# Channel-layer events that touch no database. Channels' dispatch hops to a worker thread to close stale
+# database connections before every handler (~200 µs); these skip it, since the database helpers close stale
+# connections themselves in the thread they run in.
+_NO_DATABASE_EVENTS = frozenset({services.MESSAGE_EVENT, PRESENCE_EVENT})
+
+
+@database_sync_to_async
+def _identify(scope: dict[str, Any]) -> Identity | None:
+    # Reading the session touches the database, so it happens in a thread.
+    return identify(scope.get("user"), scope.get("session"))
+
+
+def _after(query_string: bytes) -> int | None:
+    """The ``after`` resume point from the query string; anything but a whole number >= 0 means none."""
+    values = parse_qs(query_string.decode("latin-1")).get("after")
+    if not values or not values[0].isdigit() or len(values[0]) > 18:
+        return None
+    return int(values[0])
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    room: Room | None = None
+    identity: Identity
+    # Live messages with a seq at or below this were already sent in the backlog (or predate it).
+    sent_through: int = 0
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message["type"] in _NO_DATABASE_EVENTS:
+            await getattr(self, message["type"].replace(".", "_"))(message)
+        else:
+            await super().dispatch(message)
+
+    async def connect(self) -> None:
+        name = normalize_room_name(self.scope["url_route"]["kwargs"]["room"])
+        identity = await _identify(self.scope)
+        await self.accept()
+        if name is None:
+            await self.close(code=protocol.CLOSE_ROOM_NOT_FOUND)
+            return
+        if identity is None:
+            await self.close(code=protocol.CLOSE_LOGIN_REQUIRED)
+            return
+        self.identity = identity
+        self.bucket = TokenBucket(
+            burst=settings.CHAT_RATE_LIMIT_BURST, per_second=settings.CHAT_RATE_LIMIT_PER_SECOND
+        )
+        room = await database_sync_to_async(services.room_get_or_create)(name)
+        # Join the group before reading the backlog: a message committed after the read is then delivered
+        # live, and one delivered both ways is dropped by seq, so the client sees no gap and no duplicate.
+        await self.channel_layer.group_add(group_name(room.name), self.channel_name)
+        self.room = room
+        change = await presence.enter(room, channel_name=self.channel_name, name=identity.name)
+        messages, last_seq = await services.backlog(room, after=_after(self.scope["query_string"]))
+        self.sent_through = last_seq
+        await self._send(
+            protocol.hello(room=room.name, you=identity.name, online=change.online, last_seq=last_seq)
+        )
+        for payload in messages:
+            await self._send(payload)
+        if change.edge:
+            await self._broadcast_presence("join")
+        logger.info("connect room=%s user=%s", room.name, identity.name)
+
+    async def disconnect(self, code: int) -> None:
+        if self.room is None:
+            return
+        await self.channel_layer.group_discard(group_name(self.room.name), self.channel_name)
+        change = await presence.leave(self.room, channel_name=self.channel_name, name=self.identity.name)
+        if change.edge:
+            await self._broadcast_presence("leave")
+        logger.info("close room=%s user=%s code=%s", self.room.name, self.identity.name, code)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.room is None:
+            return
+        if text_data is None:
+            await self._send(protocol.error(code=protocol.BAD_FRAME, detail="Binary frames are not supported."))
+            return
+        if len(text_data.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_FRAME_BYTES:
+            await self.close(code=protocol.CLOSE_FRAME_TOO_BIG)
+            return
+        try:
+            if not self.bucket.take():
+                raise ClientError(protocol.RATE_LIMITED, "Too many frames; slow down.")
+            frame = protocol.parse(
+                text_data,
+                max_length=settings.CHAT_MAX_MESSAGE_LENGTH,
+                history_max=settings.CHAT_HISTORY_MAX_LIMIT,
+            )
+            await self._handle(frame)
+        except ClientError as exc:
+            await self._send(protocol.error(code=exc.code, detail=exc.detail))
+
+    async def _handle(self, frame: protocol.ClientFrame) -> None:
+        assert self.room is not None  # receive() returns early for a refused socket
+        match frame:
+            case protocol.MessageFrame(body=body, client_id=client_id):
+                posted = await services.amessage_create(
+                    room=self.room, author=self.identity.name, user=self.identity.user, body=body, client_id=client_id
+                )
+                await self._send(protocol.ack(client_id=posted.message.client_id, seq=posted.message.seq))
+            case protocol.TypingFrame():
+                await self._broadcast_presence("typing")
+            case protocol.PingFrame():
+                await presence.touch(self.channel_name)
+                await self._send(protocol.pong(last_seq=await services.last_seq(self.room)))
+            case protocol.HistoryFrame(before=before, limit=limit):
+                messages, has_more = await services.history(self.room, before=before, limit=limit)
+                await self._send(protocol.history(before=before, messages=messages, has_more=has_more))
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=protocol.encode(frame))
+
+    async def _broadcast_presence(self, kind: protocol.PresenceKind) -> None:
+        assert self.room is not None
+        frame = protocol.presence(kind, user=self.identity.name)
+        await self.channel_layer.group_send(
+            group_name(self.room.name),
+            {"type": PRESENCE_EVENT, "user": self.identity.name, "text": protocol.encode(frame)},
+        )
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        """A stored message, broadcast by services; its frame arrives encoded."""
+        if event["seq"] > self.sent_through:
+            await self.send(text_data=event["text"])
+
+    async def chat_presence(self, event: dict[str, Any]) -> None:
+        """Join, leave or typing of someone else in the room (a person's own tabs are not told about them)."""
+        if event["user"] != self.identity.name:
+            await self.send(text_data=event["text"])
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any WebSocket path that is not a room: refused at the handshake instead of a routing traceback."""
+
+    async def connect(self) -> None:
+        await self.close()

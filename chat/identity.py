@@ -1,0 +1,74 @@
+"""Who is posting: a logged-in user's username, or a guest name kept in the session.
+
+The server alone decides a connection's name; no frame can choose it. Guest names always read as guests:
+automatic ones are ``guest-NNNN`` and chosen nicknames are shown as ``NICK (guest)``, so neither can be mistaken
+for a registered user (sign-up refuses names starting with ``guest-``; usernames cannot contain spaces).
+"""
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.sessions.backends.base import SessionBase
+
+from .exceptions import ClientError
+
+GUEST_SESSION_KEY = "chat_guest_name"
+GUEST_PREFIX = "guest-"
+# Authors the server itself posts as (the chat_post command); nobody may sign up or go by these.
+SYSTEM_AUTHOR = "system"
+RESERVED_NAMES = frozenset({SYSTEM_AUTHOR, "admin"})
+NICKNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{2,32}")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    name: str
+    user: AbstractBaseUser | None
+
+    @property
+    def is_guest(self) -> bool:
+        return self.user is None
+
+
+def new_guest_name() -> str:
+    return f"{GUEST_PREFIX}{secrets.randbelow(9000) + 1000}"
+
+
+def guest_name(session: SessionBase) -> str:
+    """The session's guest name, assigned on first use."""
+    name = session.get(GUEST_SESSION_KEY)
+    if not isinstance(name, str):
+        name = new_guest_name()
+        session[GUEST_SESSION_KEY] = name
+    return name
+
+
+def identify(user: AbstractBaseUser | AnonymousUser | None, session: SessionBase | None) -> Identity | None:
+    """The identity to post as, or None when guests are not allowed and nobody is logged in."""
+    if isinstance(user, AbstractBaseUser) and user.is_authenticated:
+        return Identity(name=user.get_username(), user=user)
+    if not settings.CHAT_ALLOW_GUESTS:
+        return None
+    if session is None:
+        return Identity(name=new_guest_name(), user=None)
+    return Identity(name=guest_name(session), user=None)
+
+
+def set_nickname(session: SessionBase, nickname: str) -> str:
+    """Give a guest a chosen nickname; returns the display name. Raises ClientError if it is not allowed."""
+    nickname = nickname.strip()
+    if not NICKNAME_PATTERN.fullmatch(nickname):
+        raise ClientError("bad_nickname", "Nicknames are 2-32 letters, digits, '.', '-' or '_'.")
+    if nickname.lower().startswith(GUEST_PREFIX):
+        raise ClientError("bad_nickname", f"Nicknames may not start with '{GUEST_PREFIX}'.")
+    if nickname.lower() in RESERVED_NAMES:
+        raise ClientError("nickname_taken", "That name is reserved.")
+    if get_user_model().objects.filter(username__iexact=nickname).exists():
+        raise ClientError("nickname_taken", "That name belongs to a registered user.")
+    name = f"{nickname} (guest)"
+    session[GUEST_SESSION_KEY] = name
+    return name

@@ -1,0 +1,197 @@
+"""The wire protocol: frame and error types, parsing of client frames, encoding of server frames.
+
+Every frame is a JSON object with a ``type``. See docs/protocol.md. Parsing turns untrusted text into one of the
+typed client frames below or raises ClientError; it never raises anything else.
+"""
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from .exceptions import ClientError
+
+# Client frame types.
+MESSAGE: Final = "message"
+TYPING: Final = "typing"
+PING: Final = "ping"
+HISTORY: Final = "history"
+
+# Error codes.
+BAD_JSON: Final = "bad_json"
+BAD_FRAME: Final = "bad_frame"
+UNKNOWN_TYPE: Final = "unknown_type"
+EMPTY: Final = "empty"
+TOO_LONG: Final = "too_long"
+BAD_TEXT: Final = "bad_text"
+RATE_LIMITED: Final = "rate_limited"
+UNAVAILABLE: Final = "unavailable"
+
+# Close codes. Daphne lets an application close only with 1000 or 3000-4999, so ours live in 4000-4999.
+CLOSE_NORMAL: Final = 1000
+CLOSE_INTERNAL_ERROR: Final = 1011
+CLOSE_LOGIN_REQUIRED: Final = 4401
+CLOSE_ROOM_NOT_FOUND: Final = 4404
+CLOSE_FRAME_TOO_BIG: Final = 4009
+
+MAX_CLIENT_ID_LENGTH: Final = 64
+
+# Characters a message may not contain: NUL and other C0/C1 controls (newline and tab are text), and lone
+# surrogates, which JSON can spell (\ud800) but neither UTF-8 nor PostgreSQL can store.
+_ALLOWED_CONTROLS = {"\n", "\t"}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFrame:
+    body: str
+    client_id: str | None
+    type: Literal["message"] = MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class TypingFrame:
+    type: Literal["typing"] = TYPING
+
+
+@dataclass(frozen=True, slots=True)
+class PingFrame:
+    type: Literal["ping"] = PING
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFrame:
+    before: int
+    limit: int
+    type: Literal["history"] = HISTORY
+
+
+ClientFrame = MessageFrame | TypingFrame | PingFrame | HistoryFrame
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode(text: str) -> dict[str, Any]:
+    """Decode one text frame into a JSON object, or raise ClientError."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        # ValueError covers malformed JSON, NaN/Infinity and integers too long to convert; RecursionError,
+        # nesting too deep for the decoder.
+        raise ClientError(BAD_JSON, "The frame is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ClientError(BAD_FRAME, "A frame must be a JSON object.")
+    return data
+
+
+def clean_body(body: object, max_length: int) -> str:
+    """Validate and normalise a message body: NFC, trimmed, not empty, at most max_length code points."""
+    if not isinstance(body, str):
+        raise ClientError(BAD_FRAME, "'body' must be a string.")
+    for char in body:
+        if char in _ALLOWED_CONTROLS:
+            continue
+        category = unicodedata.category(char)
+        if category == "Cc" or category == "Cs":
+            raise ClientError(BAD_TEXT, "The message contains a control character or an invalid code point.")
+    body = unicodedata.normalize("NFC", body).strip()
+    if not body:
+        raise ClientError(EMPTY, "The message is empty.")
+    if len(body) > max_length:
+        raise ClientError(TOO_LONG, f"The message is longer than {max_length} characters.")
+    return body
+
+
+def clean_client_id(client_id: object) -> str | None:
+    if client_id is None:
+        return None
+    if (
+        not isinstance(client_id, str)
+        or not 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH
+        or not client_id.isascii()
+        or not client_id.replace("-", "").replace("_", "").isalnum()
+    ):
+        raise ClientError(
+            BAD_FRAME, f"'client_id' must be 1-{MAX_CLIENT_ID_LENGTH} ASCII letters, digits, '-' or '_'."
+        )
+    return client_id
+
+
+def _positive_int(data: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = data.get(key, default)
+    # bool is an int in Python; true is not a number on the wire.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ClientError(BAD_FRAME, f"'{key}' must be a positive whole number.")
+    return value
+
+
+def parse(text: str, *, max_length: int, history_max: int) -> ClientFrame:
+    """Parse one client text frame into a typed frame, or raise ClientError."""
+    data = decode(text)
+    frame_type = data.get("type")
+    if not isinstance(frame_type, str):
+        raise ClientError(BAD_FRAME, "A frame needs a string 'type'.")
+    if frame_type == MESSAGE:
+        return MessageFrame(body=clean_body(data.get("body"), max_length), client_id=clean_client_id(data.get("client_id")))
+    if frame_type == TYPING:
+        return TypingFrame()
+    if frame_type == PING:
+        return PingFrame()
+    if frame_type == HISTORY:
+        limit = _positive_int(data, "limit", default=50)
+        if limit > history_max:
+            raise ClientError(BAD_FRAME, f"'limit' must be at most {history_max}.")
+        return HistoryFrame(before=_positive_int(data, "before"), limit=limit)
+    raise ClientError(UNKNOWN_TYPE, "Unknown frame type.")
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Encode one server frame. Compact separators: every byte is paid once per recipient."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def hello(*, room: str, you: str, online: list[str], last_seq: int) -> dict[str, Any]:
+    return {"type": "hello", "room": room, "you": you, "online": online, "last_seq": last_seq}
+
+
+def ack(*, client_id: str | None, seq: int) -> dict[str, Any]:
+    return {"type": "ack", "client_id": client_id, "seq": seq}
+
+
+def error(*, code: str, detail: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "detail": detail}
+
+
+def pong(*, last_seq: int) -> dict[str, Any]:
+    return {"type": "pong", "last_seq": last_seq}
+
+
+def history(*, before: int, messages: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {"type": "history", "before": before, "messages": messages, "has_more": has_more}
+
+
+PresenceKind = Literal["join", "leave", "typing"]
+
+
+def presence(kind: PresenceKind, *, user: str) -> dict[str, Any]:
+    return {"type": kind, "user": user}
+
+
+def message(
+    *, room: str, seq: int, author: str, body: str, sent_at: datetime, client_id: str | None
+) -> dict[str, Any]:
+    return {
+        "type": MESSAGE,
+        "room": room,
+        "seq": seq,
+        "author": author,
+        "body": body,
+        "sent_at": iso_utc(sent_at),
+        "client_id": client_id,
+    }

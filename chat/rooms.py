@@ -1,0 +1,18 @@
+"""Room names: the one place that says what a valid name is and which channel-layer group it maps to."""
+
+import re
+
+ROOM_NAME_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+_ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
+
+
+def normalize_room_name(raw: object) -> str | None:
+    """Return the canonical (lowercase) room name, or None if ``raw`` is not a valid one."""
+    if not isinstance(raw, str) or not _ROOM_NAME.fullmatch(raw):
+        return None
+    return raw.lower()
+
+
+def group_name(room_name: str) -> str:
+    """The channel-layer group of a room; only ever called with a name that passed normalize_room_name."""
+    return f"chat.{room_name}"

@@ -1,0 +1,147 @@
+"""The one write path: validate a message, store it with the room's next seq, then broadcast it.
+
+The consumer, the admin and the ``chat_post`` command all post through ``message_create`` (or its async twin,
+which runs the same store in a thread). The broadcast happens only after the commit, so every seq a client can
+see is already in the log, and a client that missed a broadcast finds the message by seq.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from . import protocol
+from .exceptions import ClientError
+from .models import Message, Room
+from .rooms import group_name, normalize_room_name
+
+logger = logging.getLogger(__name__)
+
+# The channel-layer event that carries a stored message. It holds the frame already encoded, so a broadcast
+# encodes JSON once, not once per recipient.
+MESSAGE_EVENT = "chat.message"
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """The outcome of posting: the stored message, and whether this call stored it (False for a resend)."""
+
+    message: Message
+    created: bool
+
+
+def room_get_or_create(name: str) -> Room:
+    canonical = normalize_room_name(name)
+    if canonical is None:
+        raise ClientError("bad_room", "Room names are 1-64 letters, digits, '-' or '_'.")
+    room, _ = Room.objects.get_or_create(name=canonical)
+    return room
+
+
+def message_payload(message: Message, room_name: str) -> dict[str, Any]:
+    return protocol.message(
+        room=room_name,
+        seq=message.seq,
+        author=message.author,
+        body=message.body,
+        sent_at=message.created,
+        client_id=message.client_id,
+    )
+
+
+def _store(
+    *, room: Room, author: str, user: AbstractBaseUser | None, body: str, client_id: str | None
+) -> Posted:
+    body = protocol.clean_body(body, settings.CHAT_MAX_MESSAGE_LENGTH)
+    client_id = protocol.clean_client_id(client_id)
+    with transaction.atomic():
+        # The row lock serialises writers per room: the next seq is taken and committed in one order, so seqs
+        # are gapless. (SQLite has no row locks; its IMMEDIATE transactions serialise all writers instead.)
+        locked = Room.objects.select_for_update().only("id", "last_seq").get(pk=room.pk)
+        if client_id is not None:
+            existing = Message.objects.filter(room=locked, client_id=client_id).first()
+            if existing is not None:
+                return Posted(message=existing, created=False)
+        seq = locked.last_seq + 1
+        now = timezone.now()
+        Room.objects.filter(pk=locked.pk).update(last_seq=seq, last_activity=now)
+        message = Message.objects.create(
+            room=locked, seq=seq, author=author, user=user, body=body, client_id=client_id, created=now
+        )
+    return Posted(message=message, created=True)
+
+
+def _event(posted: Posted, room: Room) -> dict[str, Any]:
+    return {
+        "type": MESSAGE_EVENT,
+        "seq": posted.message.seq,
+        "text": protocol.encode(message_payload(posted.message, room.name)),
+    }
+
+
+def message_create(
+    *, room: Room, author: str, user: AbstractBaseUser | None = None, body: str, client_id: str | None = None
+) -> Posted:
+    """Store a message and broadcast it to the room. For synchronous callers: the admin, management commands."""
+    posted = _store(room=room, author=author, user=user, body=body, client_id=client_id)
+    if posted.created:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group_name(room.name), _event(posted, room))
+    return posted
+
+
+_astore = database_sync_to_async(_store)
+
+
+async def amessage_create(
+    *, room: Room, author: str, user: AbstractBaseUser | None = None, body: str, client_id: str | None = None
+) -> Posted:
+    """The async twin of message_create for consumers: the same store, then an awaited broadcast."""
+    try:
+        posted = await _astore(room=room, author=author, user=user, body=body, client_id=client_id)
+    except DatabaseError:
+        logger.exception("storing a message in room %s failed", room.name)
+        raise ClientError(protocol.UNAVAILABLE, "The message could not be stored; send it again.") from None
+    if posted.created:
+        layer = get_channel_layer()
+        if layer is not None:
+            await layer.group_send(group_name(room.name), _event(posted, room))
+    return posted
+
+
+@database_sync_to_async
+def backlog(room: Room, *, after: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The messages a connecting client needs and the room's last seq, read in one transaction.
+
+    Without ``after``: the newest CHAT_BACKLOG_LIMIT messages. With ``after``: the messages after it, at most the
+    newest CHAT_RESUME_LIMIT; the client pages the older rest with history requests. Oldest first.
+    """
+    with transaction.atomic():
+        last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+        limit = settings.CHAT_BACKLOG_LIMIT if after is None else settings.CHAT_RESUME_LIMIT
+        query = Message.objects.filter(room=room)
+        if after is not None:
+            query = query.filter(seq__gt=after)
+        newest = list(query.order_by("-seq")[:limit])
+    return [message_payload(m, room.name) for m in reversed(newest)], last_seq
+
+
+@database_sync_to_async
+def history(room: Room, *, before: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """The ``limit`` messages just before seq ``before``, oldest first, and whether older ones exist."""
+    newest = list(Message.objects.filter(room=room, seq__lt=before).order_by("-seq")[: limit + 1])
+    has_more = len(newest) > limit
+    return [message_payload(m, room.name) for m in reversed(newest[:limit])], has_more
+
+
+@database_sync_to_async
+def last_seq(room: Room) -> int:
+    return Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)

@@ -1,0 +1,88 @@
+"""Pages: the lobby, a room, the guest nickname and sign-up forms."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.db.models import F
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from . import presence
+from .exceptions import ClientError
+from .forms import NicknameForm, RoomForm, SignUpForm
+from .identity import identify, set_nickname
+from .models import Room
+from .rooms import normalize_room_name
+
+LOBBY_ROOMS = 100
+
+
+def lobby(request: HttpRequest, room_form: RoomForm | None = None) -> HttpResponse:
+    rooms = list(Room.objects.order_by(F("last_activity").desc(nulls_last=True), "name")[:LOBBY_ROOMS])
+    counts = presence.online_counts()
+    for room in rooms:
+        room.online = counts.get(room.pk, 0)  # type: ignore[attr-defined]
+    identity = identify(request.user, request.session)
+    return render(
+        request,
+        "chat/lobby.html",
+        {
+            "rooms": rooms,
+            "room_form": room_form or RoomForm(),
+            "nickname_form": NicknameForm(),
+            "identity": identity,
+            "allow_guests": settings.CHAT_ALLOW_GUESTS,
+        },
+    )
+
+
+@require_POST
+def room_open(request: HttpRequest) -> HttpResponse:
+    form = RoomForm(request.POST)
+    if not form.is_valid():
+        return lobby(request, room_form=form)
+    Room.objects.get_or_create(name=form.cleaned_data["name"])
+    return redirect("chat:room", room_name=form.cleaned_data["name"])
+
+
+@require_POST
+def nickname(request: HttpRequest) -> HttpResponse:
+    form = NicknameForm(request.POST)
+    if request.user.is_authenticated or not settings.CHAT_ALLOW_GUESTS:
+        messages.error(request, "Only guests choose a nickname.")
+    elif form.is_valid():
+        try:
+            name = set_nickname(request.session, form.cleaned_data["nickname"])
+        except ClientError as exc:
+            messages.error(request, exc.detail)
+        else:
+            messages.success(request, f"You are now {name}.")
+    else:
+        messages.error(request, "Nicknames are 2-32 letters, digits, '.', '-' or '_'.")
+    return redirect("chat:lobby")
+
+
+def room(request: HttpRequest, room_name: str) -> HttpResponse:
+    name = normalize_room_name(room_name)
+    if name is None:
+        raise Http404("No such room")
+    if name != room_name:
+        return redirect("chat:room", room_name=name)
+    identity = identify(request.user, request.session)
+    if identity is None:
+        return redirect(f"{settings.LOGIN_URL}?next={request.path}")
+    return render(
+        request,
+        "chat/room.html",
+        {"room_name": name, "identity": identity, "max_length": settings.CHAT_MAX_MESSAGE_LENGTH},
+    )
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        return redirect("chat:lobby")
+    return render(request, "registration/signup.html", {"form": form})

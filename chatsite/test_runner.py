@@ -1,0 +1,15 @@
+"""The Django test runner, closing with a plain 'N passed, N failed, N skipped' line that CI tools can read."""
+
+import unittest
+from typing import Any
+
+from django.test.runner import DiscoverRunner
+
+
+class CountingTestRunner(DiscoverRunner):
+    def run_suite(self, suite: Any, **kwargs: Any) -> unittest.TestResult:
+        result = super().run_suite(suite, **kwargs)
+        failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+        passed = result.testsRun - failed - len(result.skipped) - len(result.expectedFailures)
+        print(f"\n{passed} passed, {failed} failed, {len(result.skipped)} skipped")
+        return result
