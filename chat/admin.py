@@ -53,7 +53,9 @@ class MessageAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Message, form: Any, change: bool) -> None:
         user = request.user if request.user.is_authenticated else None
-        posted = message_create(room=obj.room, author=user.get_username() if user else "admin", user=user, body=obj.body)
+        posted = message_create(
+            room=obj.room, author=user.get_username() if user else "admin", user=user, body=obj.body
+        )
         # The admin goes on to log and redirect using this object, so it becomes the stored row.
         obj.__dict__.update({f.attname: getattr(posted.message, f.attname) for f in Message._meta.concrete_fields})
         obj._state.adding = False

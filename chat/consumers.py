@@ -61,9 +61,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_LOGIN_REQUIRED)
             return
         self.identity = identity
-        self.bucket = TokenBucket(
-            burst=settings.CHAT_RATE_LIMIT_BURST, per_second=settings.CHAT_RATE_LIMIT_PER_SECOND
-        )
+        self.bucket = TokenBucket(burst=settings.CHAT_RATE_LIMIT_BURST, per_second=settings.CHAT_RATE_LIMIT_PER_SECOND)
         room = await database_sync_to_async(services.room_get_or_create)(name)
         # Join the group before reading the backlog: a message committed after the read is then delivered
         # live, and one delivered both ways is dropped by seq, so the client sees no gap and no duplicate.
@@ -72,13 +70,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         change = await presence.enter(room, channel_name=self.channel_name, name=identity.name)
         messages, last_seq = await services.backlog(room, after=_after(self.scope["query_string"]))
         self.sent_through = last_seq
-        await self._send(
-            protocol.hello(room=room.name, you=identity.name, online=change.online, last_seq=last_seq)
-        )
+        await self._send(protocol.hello(room=room.name, you=identity.name, online=change.online, last_seq=last_seq))
         for payload in messages:
             await self._send(payload)
         if change.edge:
-            await self._broadcast_presence("join")
+            await self._broadcast_presence(room, "join")
         logger.info("connect room=%s user=%s", room.name, identity.name)
 
     async def disconnect(self, code: int) -> None:
@@ -87,7 +83,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_discard(group_name(self.room.name), self.channel_name)
         change = await presence.leave(self.room, channel_name=self.channel_name, name=self.identity.name)
         if change.edge:
-            await self._broadcast_presence("leave")
+            await self._broadcast_presence(self.room, "leave")
         logger.info("close room=%s user=%s code=%s", self.room.name, self.identity.name, code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -107,35 +103,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 max_length=settings.CHAT_MAX_MESSAGE_LENGTH,
                 history_max=settings.CHAT_HISTORY_MAX_LIMIT,
             )
-            await self._handle(frame)
+            await self._handle(self.room, frame)
         except ClientError as exc:
             await self._send(protocol.error(code=exc.code, detail=exc.detail))
 
-    async def _handle(self, frame: protocol.ClientFrame) -> None:
-        assert self.room is not None  # receive() returns early for a refused socket
+    async def _handle(self, room: Room, frame: protocol.ClientFrame) -> None:
         match frame:
             case protocol.MessageFrame(body=body, client_id=client_id):
                 posted = await services.amessage_create(
-                    room=self.room, author=self.identity.name, user=self.identity.user, body=body, client_id=client_id
+                    room=room, author=self.identity.name, user=self.identity.user, body=body, client_id=client_id
                 )
                 await self._send(protocol.ack(client_id=posted.message.client_id, seq=posted.message.seq))
             case protocol.TypingFrame():
-                await self._broadcast_presence("typing")
+                await self._broadcast_presence(room, "typing")
             case protocol.PingFrame():
                 await presence.touch(self.channel_name)
-                await self._send(protocol.pong(last_seq=await services.last_seq(self.room)))
+                await self._send(protocol.pong(last_seq=await services.last_seq(room)))
             case protocol.HistoryFrame(before=before, limit=limit):
-                messages, has_more = await services.history(self.room, before=before, limit=limit)
+                messages, has_more = await services.history(room, before=before, limit=limit)
                 await self._send(protocol.history(before=before, messages=messages, has_more=has_more))
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(frame))
 
-    async def _broadcast_presence(self, kind: protocol.PresenceKind) -> None:
-        assert self.room is not None
+    async def _broadcast_presence(self, room: Room, kind: protocol.PresenceKind) -> None:
         frame = protocol.presence(kind, user=self.identity.name)
         await self.channel_layer.group_send(
-            group_name(self.room.name),
+            group_name(room.name),
             {"type": PRESENCE_EVENT, "user": self.identity.name, "text": protocol.encode(frame)},
         )
 

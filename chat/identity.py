@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.contrib.sessions.backends.base import SessionBase
 
 from .exceptions import ClientError
@@ -27,7 +27,7 @@ NICKNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{2,32}")
 @dataclass(frozen=True, slots=True)
 class Identity:
     name: str
-    user: AbstractBaseUser | None
+    user: User | None
 
     @property
     def is_guest(self) -> bool:
@@ -49,7 +49,7 @@ def guest_name(session: SessionBase) -> str:
 
 def identify(user: AbstractBaseUser | AnonymousUser | None, session: SessionBase | None) -> Identity | None:
     """The identity to post as, or None when guests are not allowed and nobody is logged in."""
-    if isinstance(user, AbstractBaseUser) and user.is_authenticated:
+    if isinstance(user, User) and user.is_authenticated:
         return Identity(name=user.get_username(), user=user)
     if not settings.CHAT_ALLOW_GUESTS:
         return None

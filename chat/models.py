@@ -26,7 +26,8 @@ class Message(models.Model):
     author = models.CharField(max_length=150)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     body = models.TextField()
-    client_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL, not "", for "none given": the partial unique constraint below must not see all of them as one id.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -38,9 +38,7 @@ def online_names(room: Room) -> list[str]:
 def online_counts() -> dict[int, int]:
     """Room id to the number of distinct names online there, for the lobby."""
     rows = (
-        Presence.objects.filter(seen__gte=_fresh_since())
-        .values("room_id")
-        .annotate(names=Count("name", distinct=True))
+        Presence.objects.filter(seen__gte=_fresh_since()).values("room_id").annotate(names=Count("name", distinct=True))
     )
     return {row["room_id"]: row["names"] for row in rows}
 

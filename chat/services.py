@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -56,9 +56,7 @@ def message_payload(message: Message, room_name: str) -> dict[str, Any]:
     )
 
 
-def _store(
-    *, room: Room, author: str, user: AbstractBaseUser | None, body: str, client_id: str | None
-) -> Posted:
+def _store(*, room: Room, author: str, user: User | None, body: str, client_id: str | None) -> Posted:
     body = protocol.clean_body(body, settings.CHAT_MAX_MESSAGE_LENGTH)
     client_id = protocol.clean_client_id(client_id)
     with transaction.atomic():
@@ -87,7 +85,7 @@ def _event(posted: Posted, room: Room) -> dict[str, Any]:
 
 
 def message_create(
-    *, room: Room, author: str, user: AbstractBaseUser | None = None, body: str, client_id: str | None = None
+    *, room: Room, author: str, user: User | None = None, body: str, client_id: str | None = None
 ) -> Posted:
     """Store a message and broadcast it to the room. For synchronous callers: the admin, management commands."""
     posted = _store(room=room, author=author, user=user, body=body, client_id=client_id)
@@ -102,7 +100,7 @@ _astore = database_sync_to_async(_store)
 
 
 async def amessage_create(
-    *, room: Room, author: str, user: AbstractBaseUser | None = None, body: str, client_id: str | None = None
+    *, room: Room, author: str, user: User | None = None, body: str, client_id: str | None = None
 ) -> Posted:
     """The async twin of message_create for consumers: the same store, then an awaited broadcast."""
     try:
