@@ -20,13 +20,11 @@ class NicknameForm(forms.Form):
 
 
 class SignUpForm(UserCreationForm):
-    def clean_username(self) -> str | None:
-        # Django's check for a name taken in another case records its error and returns None.
-        username = super().clean_username()
-        if username is None:
-            return None
+    def clean_username(self) -> str:
+        username = self.cleaned_data.get("username") or ""
         if username.lower().startswith(GUEST_PREFIX):
             raise forms.ValidationError(f"Usernames may not start with '{GUEST_PREFIX}'.")
         if username.lower() in RESERVED_NAMES:
             raise forms.ValidationError("That name is reserved.")
-        return username
+        # Django's own check refuses a name already taken in another case.
+        return super().clean_username()

@@ -1,12 +1,13 @@
 """Who is online in a room, counted per name: several tabs (or processes) of one person are one user.
 
-Each open socket is a row, so every server process sees the same list. Rows are refreshed by the socket's pings;
-a row not refreshed within CHAT_PRESENCE_TTL_SECONDS belongs to a process that died without saying goodbye and no
-longer counts.
+Each open socket is a row, so every server process sees the same list. Each process refreshes the rows of its
+own sockets (chat.heartbeat); a row not refreshed within CHAT_PRESENCE_TTL_SECONDS belongs to a process that died
+without saying goodbye: it no longer counts, and the next sweep removes it and announces the leave.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -14,7 +15,11 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from . import protocol
 from .models import Presence, Room
+
+# The channel-layer event for a join, leave or typing.
+PRESENCE_EVENT = "chat.presence"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,11 @@ class Change:
     online: list[str]
     # True when this socket was the name's first to open, or its last to close: time for a join / leave.
     edge: bool
+
+
+def presence_event(kind: protocol.PresenceKind, user: str) -> dict[str, Any]:
+    """A join, leave or typing event; its frame is encoded once here for all recipients."""
+    return {"type": PRESENCE_EVENT, "user": user, "text": protocol.encode(protocol.presence(kind, user=user))}
 
 
 def _fresh_since() -> datetime:
@@ -48,8 +58,7 @@ def enter(room: Room, *, channel_name: str, name: str) -> Change:
     with transaction.atomic():
         # The room lock orders concurrent opens and closes, so exactly one of two tabs opening at once is first.
         Room.objects.select_for_update().only("id").get(pk=room.pk)
-        Presence.objects.filter(room=room, seen__lt=_fresh_since()).delete()
-        first = not Presence.objects.filter(room=room, name=name).exists()
+        first = not Presence.objects.filter(room=room, name=name, seen__gte=_fresh_since()).exists()
         Presence.objects.create(room=room, channel_name=channel_name, name=name, seen=timezone.now())
         return Change(online=online_names(room), edge=first)
 
@@ -63,6 +72,30 @@ def leave(room: Room, *, channel_name: str, name: str) -> Change:
         return Change(online=online_names(room), edge=last)
 
 
+# SQLite allows a limited number of query parameters; refresh in chunks well under it.
+_TOUCH_CHUNK = 500
+
+
 @database_sync_to_async
-def touch(channel_name: str) -> None:
-    Presence.objects.filter(channel_name=channel_name).update(seen=timezone.now())
+def touch(channel_names: list[str]) -> None:
+    """Mark these sockets as alive now."""
+    now = timezone.now()
+    for start in range(0, len(channel_names), _TOUCH_CHUNK):
+        Presence.objects.filter(channel_name__in=channel_names[start : start + _TOUCH_CHUNK]).update(seen=now)
+
+
+@database_sync_to_async
+def sweep() -> list[tuple[str, str]]:
+    """Remove expired sockets; returns the (room name, user) pairs that thereby left their room."""
+    left: list[tuple[str, str]] = []
+    stale_rooms = set(Presence.objects.filter(seen__lt=_fresh_since()).values_list("room_id", flat=True))
+    for room_id in stale_rooms:
+        with transaction.atomic():
+            # Under the room lock, so that of several processes sweeping at once exactly one announces a leave.
+            room = Room.objects.select_for_update().only("id", "name").get(pk=room_id)
+            stale = Presence.objects.filter(room=room, seen__lt=_fresh_since())
+            names = set(stale.values_list("name", flat=True))
+            stale.delete()
+            still_here = set(Presence.objects.filter(room=room, name__in=names).values_list("name", flat=True))
+            left.extend((room.name, name) for name in sorted(names - still_here))
+    return left

@@ -11,16 +11,16 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from . import protocol
+from . import metrics, protocol
+from .broadcast import broadcast
 from .exceptions import ClientError
 from .models import Message, Room
-from .rooms import group_name, normalize_room_name
+from .rooms import normalize_room_name
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +90,8 @@ def message_create(
     """Store a message and broadcast it to the room. For synchronous callers: the admin, management commands."""
     posted = _store(room=room, author=author, user=user, body=body, client_id=client_id)
     if posted.created:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(group_name(room.name), _event(posted, room))
+        metrics.MESSAGES_STORED.inc()
+        async_to_sync(broadcast)(room.name, _event(posted, room))
     return posted
 
 
@@ -109,9 +108,8 @@ async def amessage_create(
         logger.exception("storing a message in room %s failed", room.name)
         raise ClientError(protocol.UNAVAILABLE, "The message could not be stored; send it again.") from None
     if posted.created:
-        layer = get_channel_layer()
-        if layer is not None:
-            await layer.group_send(group_name(room.name), _event(posted, room))
+        metrics.MESSAGES_STORED.inc()
+        await broadcast(room.name, _event(posted, room))
     return posted
 
 

@@ -125,7 +125,17 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
+CHAT_CHANNEL_LAYER = os.environ.get("CHAT_CHANNEL_LAYER", "pubsub")
+if REDIS_URL and CHAT_CHANNEL_LAYER == "pubsub":
+    # One PUBLISH per broadcast, fanned out inside each process; membership lives in the process, so it survives
+    # a Redis restart. Its at-most-once delivery is healed by seq (docs/deploy.md has the measurements).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+elif REDIS_URL and CHAT_CHANNEL_LAYER == "core":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -133,10 +143,15 @@ if REDIS_URL:
                 "hosts": [REDIS_URL],
                 # A busy room must not silently drop deliveries at the default 100; the log heals the rest.
                 "capacity": env_int("CHAT_LAYER_CAPACITY", 1000),
+                # An undelivered event older than this is stale: the client will have fetched it by seq.
                 "expiry": 60,
+                # Memberships are re-added by every heartbeat, so a short expiry only cleans up after crashes.
+                "group_expiry": 600,
             },
         }
     }
+elif REDIS_URL:
+    raise ImproperlyConfigured(f"CHAT_CHANNEL_LAYER must be 'pubsub' or 'core', not {CHAT_CHANNEL_LAYER!r}")
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -158,20 +173,41 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # In development WhiteNoise serves straight from the finders; STATIC_ROOT only exists after collectstatic.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redis_outage": {"()": "chatsite.logfilters.RedisOutageFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # On the handler, not the logger: a logger's filters do not see records of its child loggers.
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redis_outage"]}},
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"chat": {"level": os.environ.get("CHAT_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "chat": {"level": os.environ.get("CHAT_LOG_LEVEL", "INFO")},
+    },
 }
 
 if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # Production sits behind TLS, terminated by a proxy that says so in X-Forwarded-Proto (docs/deploy.md).
+    # DJANGO_SECURE=false turns these off for a plain-HTTP run on one machine, such as the multi-process tests.
+    SECURE = env_bool("DJANGO_SECURE", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = SECURE
+    SESSION_COOKIE_SECURE = SECURE
+    CSRF_COOKIE_SECURE = SECURE
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 60 * 60 * 24 * 30) if SECURE else 0
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading is hard to undo (browsers ship the list), so it is the operator's explicit choice.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    # /healthz is probed over plain HTTP from inside the deployment.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
 
 TEST_RUNNER = "chatsite.test_runner.CountingTestRunner"
 
@@ -184,4 +220,9 @@ CHAT_RESUME_LIMIT = env_int("CHAT_RESUME_LIMIT", 1000)
 CHAT_HISTORY_MAX_LIMIT = env_int("CHAT_HISTORY_MAX_LIMIT", 100)
 CHAT_RATE_LIMIT_BURST = env_int("CHAT_RATE_LIMIT_BURST", 20)
 CHAT_RATE_LIMIT_PER_SECOND = env_int("CHAT_RATE_LIMIT_PER_SECOND", 5)
-CHAT_PRESENCE_TTL_SECONDS = env_int("CHAT_PRESENCE_TTL_SECONDS", 90)
+# Each process refreshes its sockets' presence every CHAT_HEARTBEAT_SECONDS; a socket not refreshed for
+# CHAT_PRESENCE_TTL_SECONDS (its process died) stops counting as online and is announced as gone.
+CHAT_HEARTBEAT_SECONDS = env_int("CHAT_HEARTBEAT_SECONDS", 20)
+CHAT_PRESENCE_TTL_SECONDS = env_int("CHAT_PRESENCE_TTL_SECONDS", 60)
+if CHAT_HEARTBEAT_SECONDS < 1 or CHAT_PRESENCE_TTL_SECONDS <= 2 * CHAT_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("Need CHAT_HEARTBEAT_SECONDS >= 1 and CHAT_PRESENCE_TTL_SECONDS > twice it.")

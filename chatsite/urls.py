@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from chat.health import healthz, metrics_view
+
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("chat.urls")),

@@ -1,0 +1,28 @@
+"""Counters for /metrics, in Prometheus' text format.
+
+With several worker processes of one server (uvicorn --workers), set PROMETHEUS_MULTIPROC_DIR to an empty
+directory so that /metrics adds up all of them; without it each process reports its own.
+"""
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
+
+CONNECTIONS = Gauge("chat_connections", "Open room sockets.", multiprocess_mode="livesum")
+CONNECTS = Counter("chat_connects", "Room sockets opened.")
+MESSAGES_STORED = Counter("chat_messages_stored", "Messages stored (idempotent resends not counted).")
+DELIVERIES = Counter("chat_deliveries", "Live message frames sent to sockets.")
+RESUMES = Counter("chat_resumes", "Connections that resumed with ?after=.")
+GAPS_HEALED = Counter("chat_gaps_healed", "Messages a socket received from the log after the channel layer failed it.")
+HISTORY_REQUESTS = Counter("chat_history_requests", "History pages served.")
+RATE_LIMITED = Counter("chat_rate_limited_frames", "Frames refused by the per-connection rate limit.")
+LAYER_ERRORS = Counter("chat_layer_errors", "Channel-layer calls that failed (Redis down or restarting).")
+
+
+def exposition() -> tuple[bytes, str]:
+    """The current metrics and their content type."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

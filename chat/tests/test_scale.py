@@ -1,0 +1,187 @@
+"""Two real server processes sharing Redis and PostgreSQL: delivery, presence and resume across processes.
+
+Runs where the suite runs on PostgreSQL with REDIS_URL set (`make test-scale`, and CI's second pass).
+"""
+
+import asyncio
+import itertools
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.test import Client, TransactionTestCase
+
+from chat.models import Message, Room
+
+from .servers import RedisServer, Server, require_redis_and_postgres
+from .wsclient import ChatClient, eventually
+
+# Short enough that a killed process's users are swept within seconds, not the production minute.
+FAST_PRESENCE = {"CHAT_HEARTBEAT_SECONDS": "1", "CHAT_PRESENCE_TTL_SECONDS": "4"}
+ROOM = "scale"
+
+
+def session_cookie(username: str) -> str:
+    user = get_user_model().objects.create_user(username=username, password="unused-password-42")
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+class TwoProcessTests(TransactionTestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        require_redis_and_postgres()
+
+    def setUp(self) -> None:
+        self.a = Server(env=FAST_PRESENCE).start()
+        self.b = Server(env=FAST_PRESENCE).start()
+        self.addCleanup(self.b.stop)
+        self.addCleanup(self.a.stop)
+
+    def tearDown(self) -> None:
+        for server in (self.a, self.b):
+            log = server.log()
+            self.assertNotIn("Traceback", log, f"server {server.url} logged a traceback:\n{log}")
+
+    async def clients(self, *names: str) -> list[ChatClient]:
+        cookies = [await sync_to_async(session_cookie)(name) for name in names]
+        return [ChatClient(room=ROOM, cookie=cookie) for cookie in cookies]
+
+    async def test_a_message_sent_on_one_process_reaches_a_client_on_the_other(self) -> None:
+        alice, bob = await self.clients("alice", "bob")
+        await alice.connect(self.a.url)
+        await bob.connect(self.b.url)
+        try:
+            await alice.send("from a")
+            await bob.send("from b")
+            for client in (alice, bob):
+                await eventually(lambda c=client: len(c.view) == 2, timeout=10, what="both messages")
+                self.assertEqual(sorted(m["body"] for m in client.view.values()), ["from a", "from b"])
+        finally:
+            await alice.close()
+            await bob.close()
+
+    async def test_the_online_list_is_one_list_across_processes(self) -> None:
+        alice, bob, carol = await self.clients("alice", "bob", "carol")
+        await alice.connect(self.a.url)
+        await bob.connect(self.b.url)
+        await carol.connect(self.a.url)
+        try:
+            self.assertEqual(carol.online, {"alice", "bob", "carol"})
+            for client in (alice, bob):
+                await eventually(lambda c=client: c.online == {"alice", "bob", "carol"}, timeout=10, what="carol")
+        finally:
+            for client in (alice, bob, carol):
+                await client.close()
+
+    async def test_killing_a_process_loses_no_acknowledged_message_and_its_users_leave(self) -> None:
+        alice, bob, carol, dave = await self.clients("alice", "bob", "carol", "dave")
+        await alice.connect(self.a.url)
+        await carol.connect(self.a.url)
+        await dave.connect(self.a.url)  # dave's client never comes back after the crash
+        await bob.connect(self.b.url)
+        senders = (alice, bob, carol)
+        per_sender = 60
+        try:
+            counter = itertools.count()
+            for round_ in range(per_sender):
+                for client in senders:
+                    await client.send(f"{client.you} {round_} #{next(counter)}")
+                if round_ == per_sender // 3:
+                    await sync_to_async(self.a.kill)()
+                    for client in (alice, carol):
+                        await client.close()
+                        await client.connect(self.b.url)  # the load balancer's other process
+                await asyncio.sleep(0.01)
+
+            await eventually(lambda: all(not c.outbox for c in senders), timeout=20, what="every message acked")
+            self.assertEqual((alice.connections, carol.connections), (2, 2))
+            rows = await sync_to_async(
+                lambda: list(Message.objects.filter(room__name=ROOM).values_list("seq", "body", "client_id"))
+            )()
+            seqs = [seq for seq, _, _ in rows]
+            self.assertEqual(seqs, list(range(1, len(rows) + 1)), "seq 1..max without a gap")
+            self.assertEqual(len(rows), per_sender * len(senders), "every message stored exactly once")
+            acked = {cid: seq for c in senders for cid, seq in c.acked.items()}
+            self.assertEqual(acked, {cid: seq for seq, _, cid in rows})
+            expected = {seq: body for seq, body, _ in rows}
+            for client in senders:
+                await client.ping()  # the pong's last_seq makes the client fetch any tail it missed
+                await eventually(lambda c=client: len(c.view) == len(expected), timeout=20, what="full view")
+                self.assertEqual({seq: m["body"] for seq, m in client.view.items()}, expected)
+
+            await eventually(lambda: "dave" not in bob.online, timeout=20, what="dave's leave after the crash")
+            self.assertEqual(bob.online, {"alice", "bob", "carol"})
+            online = await sync_to_async(
+                lambda: sorted(set(Room.objects.get(name=ROOM).presences.values_list("name", flat=True)))
+            )()
+            self.assertEqual(online, ["alice", "bob", "carol"])
+        finally:
+            for client in (alice, bob, carol, dave):
+                await client.close()
+
+
+class RedisRestartTests(TransactionTestCase):
+    """The harness owns this Redis, so restarting it disturbs nothing else on the machine."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        require_redis_and_postgres()
+
+    def setUp(self) -> None:
+        self.redis = RedisServer().start()
+        self.addCleanup(self.redis.stop)
+        env = {**FAST_PRESENCE, "REDIS_URL": self.redis.url}
+        self.a = Server(env=env).start()
+        self.b = Server(env=env).start()
+        self.addCleanup(self.b.stop)
+        self.addCleanup(self.a.stop)
+
+    def tearDown(self) -> None:
+        for server in (self.a, self.b):
+            self.assertIsNone(server.process.poll() if server.process else None, "a server process exited")
+            log = server.log()
+            self.assertNotIn("Traceback", log, f"server {server.url} logged a traceback:\n{log}")
+
+    async def test_after_an_empty_redis_restart_every_client_receives_live_messages_again(self) -> None:
+        cookies = [await sync_to_async(session_cookie)(name) for name in ("alice", "bob")]
+        alice, bob = (ChatClient(room=ROOM, cookie=cookie) for cookie in cookies)
+        await alice.connect(self.a.url)
+        await bob.connect(self.b.url)
+        try:
+            await alice.send("before")
+            await eventually(lambda: len(bob.view) == 1, timeout=10, what="the first message")
+
+            await sync_to_async(self.redis.kill)()
+            await alice.send("while redis is down")  # stored and acked: the log does not need Redis
+            await eventually(lambda: not alice.outbox, timeout=10, what="an ack while Redis is down")
+            await sync_to_async(self.redis.start)()
+
+            # Within a few seconds of Redis returning, live delivery works again both ways, with no reconnect.
+            loop = asyncio.get_running_loop()
+            back = loop.time()
+            await eventually(lambda: self.a.healthy() and self.b.healthy(), timeout=10, what="healthz")
+            sent = 0
+            while loop.time() - back < 15 and not (
+                any(m["body"].startswith("live a") for m in bob.view.values())
+                and any(m["body"].startswith("live b") for m in alice.view.values())
+            ):
+                sent += 1
+                await alice.send(f"live a {sent}")
+                await bob.send(f"live b {sent}")
+                await asyncio.sleep(0.5)
+            self.assertTrue(any(m["body"].startswith("live a") for m in bob.view.values()), "b never got live")
+            self.assertTrue(any(m["body"].startswith("live b") for m in alice.view.values()), "a never got live")
+            self.assertEqual((alice.connections, bob.connections), (1, 1))
+            # And the message sent during the outage reached bob too, from the log.
+            await bob.ping()
+            await eventually(
+                lambda: "while redis is down" in [m["body"] for m in bob.view.values()],
+                timeout=10,
+                what="the outage message",
+            )
+        finally:
+            await alice.close()
+            await bob.close()
