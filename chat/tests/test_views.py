@@ -1,0 +1,301 @@
+"""The pages: the lobby, opening a room, a room, the guest nickname, sign-up, log in and log out."""
+
+from datetime import timedelta
+
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.test import Client, TestCase, override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from chat.identity import GUEST_SESSION_KEY
+from chat.models import Presence, Room
+from chat.views import LOBBY_ROOMS
+
+from .helpers import FAST_HASHING
+
+PASSWORD = "correct-horse-battery-9"
+
+
+def make_user(username: str = "ada"):
+    return get_user_model().objects.create_user(username, password=PASSWORD)
+
+
+@FAST_HASHING
+class LobbyTests(TestCase):
+    def setUp(self):
+        self.now = timezone.now()
+
+    def online(self, room: Room, *names: str) -> None:
+        for index, name in enumerate(names):
+            Presence.objects.create(room=room, channel_name=f"{room.name}-{index}", name=name, seen=self.now)
+
+    def test_the_lobby_answers_200(self):
+        self.assertEqual(self.client.get("/").status_code, 200)
+
+    def test_the_lobby_links_every_room(self):
+        for name in ["general", "random"]:
+            Room.objects.create(name=name)
+        response = self.client.get("/")
+        self.assertContains(response, 'href="/chat/general/"')
+        self.assertContains(response, 'href="/chat/random/"')
+
+    def test_the_lobby_shows_how_many_distinct_names_are_online_in_each_room(self):
+        general, random = Room.objects.create(name="general"), Room.objects.create(name="random")
+        self.online(general, "ada", "ada", "bob")
+        self.online(random, "cy")
+        response = self.client.get("/")
+        counts = {room.name: room.online for room in response.context["rooms"]}
+        self.assertEqual(counts, {"general": 2, "random": 1})
+        self.assertContains(response, "2 online")
+
+    def test_a_room_with_no_one_online_shows_0_online(self):
+        Room.objects.create(name="general")
+        self.assertContains(self.client.get("/"), "0 online")
+
+    def test_stale_presence_is_not_counted_in_the_lobby(self):
+        general = Room.objects.create(name="general")
+        Presence.objects.create(room=general, channel_name="c1", name="ada", seen=self.now - timedelta(hours=1))
+        self.assertEqual([room.online for room in self.client.get("/").context["rooms"]], [0])
+
+    def test_the_lobby_lists_the_most_recently_active_rooms_first_and_never_active_rooms_last_by_name(self):
+        Room.objects.create(name="zeta")
+        Room.objects.create(name="alpha")
+        Room.objects.create(name="old", last_activity=self.now - timedelta(days=1))
+        Room.objects.create(name="new", last_activity=self.now)
+        names = [room.name for room in self.client.get("/").context["rooms"]]
+        self.assertEqual(names, ["new", "old", "alpha", "zeta"])
+
+    def test_the_lobby_lists_at_most_lobby_rooms_rooms(self):
+        Room.objects.bulk_create(Room(name=f"room-{index:03}") for index in range(LOBBY_ROOMS + 1))
+        self.assertEqual(len(self.client.get("/").context["rooms"]), LOBBY_ROOMS)
+
+    def test_an_empty_lobby_says_there_are_no_rooms(self):
+        self.assertContains(self.client.get("/"), "No rooms yet")
+
+    def test_a_guest_sees_their_guest_name_and_the_nickname_form(self):
+        response = self.client.get("/")
+        guest = self.client.session[GUEST_SESSION_KEY]
+        self.assertContains(response, f"You are <strong>{guest}</strong>")
+        self.assertContains(response, 'action="/nickname/"')
+
+    def test_a_logged_in_user_is_not_offered_a_nickname(self):
+        self.client.force_login(make_user())
+        self.assertNotContains(self.client.get("/"), 'action="/nickname/"')
+
+    @override_settings(CHAT_ALLOW_GUESTS=False)
+    def test_with_guests_off_an_anonymous_visitor_is_asked_to_log_in(self):
+        self.assertContains(self.client.get("/"), "Guests are not allowed here")
+
+
+@FAST_HASHING
+class RoomOpenTests(TestCase):
+    def test_opening_a_valid_room_redirects_to_its_lowercase_page(self):
+        response = self.client.post("/rooms/", {"name": "General"})
+        self.assertRedirects(response, "/chat/general/", fetch_redirect_response=False)
+
+    def test_opening_a_valid_room_creates_it_under_its_lowercase_name(self):
+        self.client.post("/rooms/", {"name": "General"})
+        self.assertEqual(list(Room.objects.values_list("name", flat=True)), ["general"])
+
+    def test_opening_an_existing_room_in_another_case_creates_no_second_room(self):
+        Room.objects.create(name="general")
+        self.client.post("/rooms/", {"name": "GENERAL"})
+        self.assertEqual(Room.objects.count(), 1)
+
+    def test_surrounding_whitespace_in_a_room_name_is_ignored(self):
+        response = self.client.post("/rooms/", {"name": "  general  "})
+        self.assertRedirects(response, "/chat/general/", fetch_redirect_response=False)
+
+    def test_an_invalid_room_name_re_renders_the_lobby_with_an_error(self):
+        for name in ["bad.name", "a b", "caf\u00e9", "a" * 65, "", "   "]:
+            with self.subTest(name=name):
+                response = self.client.post("/rooms/", {"name": name})
+                self.assertEqual(response.status_code, 200)
+                self.assertTemplateUsed(response, "chat/lobby.html")
+                self.assertTrue(response.context["room_form"].errors["name"])
+                self.assertContains(response, 'class="error" role="alert"')
+
+    def test_an_invalid_room_name_creates_nothing(self):
+        self.client.post("/rooms/", {"name": "bad.name"})
+        self.assertEqual(Room.objects.count(), 0)
+
+    def test_opening_a_room_needs_a_post(self):
+        self.assertEqual(self.client.get("/rooms/").status_code, 405)
+
+    def test_opening_a_room_needs_a_csrf_token(self):
+        client = Client(enforce_csrf_checks=True)
+        self.assertEqual(client.post("/rooms/", {"name": "general"}).status_code, 403)
+
+
+@FAST_HASHING
+class RoomPageTests(TestCase):
+    def test_a_room_name_in_another_case_redirects_to_the_lowercase_page(self):
+        self.assertRedirects(self.client.get("/chat/General/"), "/chat/general/", fetch_redirect_response=False)
+
+    def test_an_invalid_room_name_is_404(self):
+        for path in ["/chat/bad.name/", "/chat/caf%C3%A9/", f"/chat/{'a' * 65}/", "/chat/a%20b/"]:
+            with self.subTest(path=path):
+                self.assertEqual(self.client.get(path).status_code, 404)
+
+    def test_the_room_page_answers_200(self):
+        self.assertEqual(self.client.get("/chat/general/").status_code, 200)
+
+    def test_the_room_page_names_its_room(self):
+        self.assertContains(self.client.get("/chat/general/"), 'data-room="general"')
+
+    def test_the_room_page_loads_the_chat_client_script(self):
+        self.assertContains(
+            self.client.get("/chat/general/"), '<script type="module" src="/static/chat/client.js"></script>', html=True
+        )
+
+    def test_the_room_page_tells_the_client_its_name(self):
+        response = self.client.get("/chat/general/")
+        self.assertContains(response, f'data-you="{self.client.session[GUEST_SESSION_KEY]}"')
+
+    def test_the_room_page_tells_the_client_the_max_message_length(self):
+        with self.settings(CHAT_MAX_MESSAGE_LENGTH=321):
+            self.assertContains(self.client.get("/chat/general/"), 'data-max-length="321"')
+
+    @override_settings(CHAT_ALLOW_GUESTS=False)
+    def test_with_guests_off_an_anonymous_visitor_is_sent_to_log_in(self):
+        response = self.client.get("/chat/general/")
+        self.assertRedirects(response, "/accounts/login/?next=/chat/general/", fetch_redirect_response=False)
+
+    @override_settings(CHAT_ALLOW_GUESTS=False)
+    def test_with_guests_off_a_logged_in_user_gets_the_room(self):
+        self.client.force_login(make_user())
+        self.assertContains(self.client.get("/chat/general/"), 'data-you="ada"')
+
+
+@FAST_HASHING
+class NicknameTests(TestCase):
+    def test_a_guest_nickname_becomes_their_name(self):
+        self.client.get("/")
+        self.client.post("/nickname/", {"nickname": "ada"})
+        self.assertEqual(self.client.session[GUEST_SESSION_KEY], "ada (guest)")
+
+    def test_a_guest_nickname_is_shown_in_the_lobby(self):
+        response = self.client.post("/nickname/", {"nickname": "ada"}, follow=True)
+        self.assertContains(response, "You are <strong>ada (guest)</strong>")
+
+    def test_setting_a_nickname_redirects_to_the_lobby(self):
+        self.assertRedirects(self.client.post("/nickname/", {"nickname": "ada"}), "/")
+
+    def test_a_registered_username_is_refused_as_a_nickname(self):
+        make_user("ada")
+        self.client.get("/")
+        guest = self.client.session[GUEST_SESSION_KEY]
+        response = self.client.post("/nickname/", {"nickname": "ADA"}, follow=True)
+        self.assertContains(response, "That name belongs to a registered user.")
+        self.assertEqual(self.client.session[GUEST_SESSION_KEY], guest)
+
+    def test_a_nickname_outside_the_pattern_is_refused(self):
+        response = self.client.post("/nickname/", {"nickname": "two words"}, follow=True)
+        self.assertContains(response, "Nicknames are 2-32 letters")
+        self.assertNotEqual(self.client.session[GUEST_SESSION_KEY], "two words (guest)")
+
+    def test_a_nickname_over_32_characters_is_refused(self):
+        self.client.post("/nickname/", {"nickname": "a" * 33})
+        self.assertNotIn("(guest)", self.client.session.get(GUEST_SESSION_KEY, ""))
+
+    def test_a_logged_in_user_cannot_choose_a_nickname(self):
+        self.client.force_login(make_user("ada"))
+        response = self.client.post("/nickname/", {"nickname": "bob"}, follow=True)
+        self.assertContains(response, "Only guests choose a nickname.")
+        self.assertNotIn(GUEST_SESSION_KEY, self.client.session)
+
+    @override_settings(CHAT_ALLOW_GUESTS=False)
+    def test_with_guests_off_nobody_chooses_a_nickname(self):
+        response = self.client.post("/nickname/", {"nickname": "bob"}, follow=True)
+        self.assertContains(response, "Only guests choose a nickname.")
+        self.assertNotIn(GUEST_SESSION_KEY, self.client.session)
+
+    def test_choosing_a_nickname_needs_a_post(self):
+        self.assertEqual(self.client.get("/nickname/").status_code, 405)
+
+
+@FAST_HASHING
+class SignUpTests(TestCase):
+    def sign_up(self, username: str, **extra):
+        data = {"username": username, "password1": PASSWORD, "password2": PASSWORD, **extra}
+        return self.client.post("/accounts/signup/", data)
+
+    def test_the_signup_page_answers_200_with_a_form(self):
+        self.assertContains(self.client.get("/accounts/signup/"), 'name="username"')
+
+    def test_signing_up_creates_the_user(self):
+        self.sign_up("ada")
+        self.assertTrue(get_user_model().objects.get(username="ada").check_password(PASSWORD))
+
+    def test_signing_up_logs_the_new_user_in_and_redirects_to_the_lobby(self):
+        response = self.sign_up("ada")
+        self.assertRedirects(response, "/", fetch_redirect_response=False)
+        self.assertEqual(self.client.session[SESSION_KEY], str(get_user_model().objects.get(username="ada").pk))
+
+    def test_a_username_starting_with_guest_dash_is_refused(self):
+        for username in ["guest-x", "Guest-1234"]:
+            with self.subTest(username=username):
+                response = self.sign_up(username)
+                self.assertEqual(response.status_code, 200)
+                self.assertFormError(response.context["form"], "username", "Usernames may not start with 'guest-'.")
+
+    def test_a_reserved_username_is_refused(self):
+        for username in ["system", "System", "admin"]:
+            with self.subTest(username=username):
+                response = self.sign_up(username)
+                self.assertFormError(response.context["form"], "username", "That name is reserved.")
+
+    def test_a_refused_signup_creates_no_user_and_logs_nobody_in(self):
+        self.sign_up("system")
+        self.assertEqual((get_user_model().objects.count(), SESSION_KEY in self.client.session), (0, False))
+
+    def test_a_taken_username_is_refused_with_a_form_error(self):
+        make_user("ada")
+        response = self.sign_up("ada")
+        self.assertEqual(response.status_code, 200)
+        self.assertFormError(response.context["form"], "username", "A user with that username already exists.")
+
+    def test_a_username_taken_in_another_case_is_refused_with_a_form_error(self):
+        make_user("ada")
+        response = self.sign_up("ADA")
+        self.assertEqual(response.status_code, 200)
+        self.assertFormError(response.context["form"], "username", "A user with that username already exists.")
+
+
+@FAST_HASHING
+class LogInAndOutTests(TestCase):
+    def test_the_login_page_answers_200_with_a_form(self):
+        self.assertContains(self.client.get(reverse("login")), 'name="password"')
+
+    def test_logging_in_redirects_to_the_lobby_as_that_user(self):
+        user = make_user()
+        response = self.client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
+        self.assertRedirects(response, "/", fetch_redirect_response=False)
+        self.assertEqual(self.client.session[SESSION_KEY], str(user.pk))
+
+    def test_a_wrong_password_does_not_log_in(self):
+        make_user()
+        response = self.client.post(reverse("login"), {"username": "ada", "password": "wrong"})
+        self.assertEqual((response.status_code, SESSION_KEY in self.client.session), (200, False))
+
+    def test_logging_in_follows_next_back_to_the_room(self):
+        make_user()
+        data = {"username": "ada", "password": PASSWORD, "next": "/chat/general/"}
+        self.assertRedirects(self.client.post(reverse("login"), data), "/chat/general/", fetch_redirect_response=False)
+
+    def test_a_logged_in_user_sees_their_name_and_a_log_out_button(self):
+        self.client.force_login(make_user())
+        response = self.client.get("/")
+        self.assertContains(response, "Signed in as <strong>ada</strong>")
+        self.assertContains(response, 'action="/accounts/logout/"')
+
+    def test_logging_out_with_a_post_logs_out_and_redirects_to_the_lobby(self):
+        self.client.force_login(make_user())
+        response = self.client.post(reverse("logout"))
+        self.assertRedirects(response, "/", fetch_redirect_response=False)
+        self.assertNotIn(SESSION_KEY, self.client.session)
+
+    def test_logging_out_with_a_get_is_refused(self):
+        self.client.force_login(make_user())
+        self.assertEqual(self.client.get(reverse("logout")).status_code, 405)
+        self.assertIn(SESSION_KEY, self.client.session)
