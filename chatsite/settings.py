@@ -115,8 +115,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not memory: concurrent-writer tests and the live browser server need a database other
-    # connections and processes can see.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    # connections and processes can see. One per test run, so that two runs never clobber each other's.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
     # Named explicitly because channels' live test server derives the name again in its forked process and,
     # without this, looks for test_test_<name>.
@@ -174,6 +174,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # In development WhiteNoise serves straight from the finders; STATIC_ROOT only exists after collectstatic.
 warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+# WhiteNoise hands Django a synchronous file iterator, which Django's ASGI handler reads whole before sending
+# (and warns). Static files here are a few KiB, so that costs nothing worth a log line per request.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 LOGGING = {
     "version": 1,

@@ -417,15 +417,19 @@ class LayerFailureTests(ConsumerTestCase):
         failing = asyncio.Event()
         real_receive = layer.receive
 
+        pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
         async def receive(channel: str) -> dict[str, Any]:
-            # Like channels-redis when Redis restarts: the pending receive raises ConnectionError.
-            real = asyncio.ensure_future(real_receive(channel))
+            # Like channels-redis when Redis restarts: the pending receive raises ConnectionError. The real
+            # receive is left running (cancelling it would make the pub/sub layer forget the channel).
+            real = pending.get(channel) or asyncio.ensure_future(real_receive(channel))
+            pending[channel] = real
             fail = asyncio.ensure_future(failing.wait())
             done, _ = await asyncio.wait({real, fail}, return_when=asyncio.FIRST_COMPLETED)
             if real in done:
                 fail.cancel()
+                del pending[channel]
                 return real.result()
-            real.cancel()
             failing.clear()
             raise ConnectionError("Connection reset by peer")
 
