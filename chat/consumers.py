@@ -2,36 +2,27 @@
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from . import heartbeat, metrics, presence, protocol, services
+from . import fanout, heartbeat, metrics, presence, protocol, services
 from .broadcast import LAYER_ERRORS, broadcast
 from .exceptions import ClientError
 from .identity import Identity, identify
 from .models import Room
 from .ratelimit import TokenBucket
-from .rooms import group_name, normalize_room_name
+from .rooms import normalize_room_name
 
 logger = logging.getLogger(__name__)
-
-# An internal event: the channel layer failed this socket's receive (Redis went away) and answers again.
-RESYNC_EVENT = "chat.resync"
-# Channel-layer events that touch no database. Channels' dispatch hops to a worker thread to close stale
-# database connections before every handler (~200 µs); these skip it, since the database helpers close stale
-# connections themselves in the thread they run in.
-_NO_DATABASE_EVENTS = frozenset({services.MESSAGE_EVENT, presence.PRESENCE_EVENT})
-_LAYER_RETRY_SECONDS = (0.5, 1, 2, 5)
 
 
 @database_sync_to_async
@@ -49,53 +40,32 @@ def _after(query_string: bytes) -> int | None:
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    """One room socket. Live frames reach it through the process's room fan-out (chat.fanout), not through a
+    channel-layer channel of its own."""
+
     room: Room | None = None
     identity: Identity
+    name: str = ""
     opened: float = 0.0
     # Live messages with a seq at or below this were already sent from the log (backlog or resync).
     sent_through: int = 0
+    # Until hello and the backlog are out, live frames wait in self.waiting so they cannot overtake them.
+    ready: bool = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connection_id = uuid.uuid4().hex
+        self.waiting: list[tuple[int, dict[str, Any]]] = []
+        self._closing: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # Channels' own loop, but with a channel-layer receive that survives Redis going away (see
-        # _receive_from_layer) instead of ending the consumer with an unhandled ConnectionError.
+        # Channels' consumer loop without a layer channel per socket: chatsite never sends to one socket alone
+        # through the layer, and not having one saves a Redis subscription per connection.
         self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_layer = None
         self.base_send = send
-        try:
-            with contextlib.suppress(StopConsumer):  # the consumer's normal way out
-                await await_many_dispatch([receive, self._receive_from_layer], self.dispatch)
-        finally:
-            # However the socket ended, the heartbeat must stop renewing it.
-            heartbeat.unregister(self.channel_name)
-
-    async def _receive_from_layer(self) -> dict[str, Any]:
-        """The next channel-layer event; if the layer fails, wait until it answers again, then resync."""
-        try:
-            return await self.channel_layer.receive(self.channel_name)
-        except LAYER_ERRORS as exc:
-            metrics.LAYER_ERRORS.inc()
-            logger.warning("channel layer receive failed for room=%s: %r", self._room_name, exc)
-        for attempt in itertools.count():
-            await asyncio.sleep(_LAYER_RETRY_SECONDS[min(attempt, len(_LAYER_RETRY_SECONDS) - 1)])
-            try:
-                # Rejoining the group is both the probe and the repair: an emptied Redis forgot the membership.
-                if self.room is not None:
-                    await self.channel_layer.group_add(group_name(self.room.name), self.channel_name)
-            except LAYER_ERRORS:
-                continue
-            break
-        return {"type": RESYNC_EVENT}
-
-    @property
-    def _room_name(self) -> str:
-        return self.room.name if self.room else "-"
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        if message["type"] in _NO_DATABASE_EVENTS:
-            await getattr(self, message["type"].replace(".", "_"))(message)
-        else:
-            await super().dispatch(message)
+        with contextlib.suppress(StopConsumer):  # the consumer's normal way out
+            await await_many_dispatch([receive], self.dispatch)
 
     async def connect(self) -> None:
         name = normalize_room_name(self.scope["url_route"]["kwargs"]["room"])
@@ -108,23 +78,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_LOGIN_REQUIRED)
             return
         self.identity = identity
+        self.name = identity.name
         self.opened = time.monotonic()
         self.bucket = TokenBucket(burst=settings.CHAT_RATE_LIMIT_BURST, per_second=settings.CHAT_RATE_LIMIT_PER_SECOND)
         room = await database_sync_to_async(services.room_get_or_create)(name)
-        # Join the group before reading the backlog: a message committed after the read is then delivered
-        # live, and one delivered both ways is dropped by seq, so the client sees no gap and no duplicate.
+        # Subscribe before reading the backlog: a message committed after the read is then delivered live, and
+        # one delivered both ways is dropped by seq, so the client sees no gap and no duplicate.
         try:
-            await self.channel_layer.group_add(group_name(room.name), self.channel_name)
+            await fanout.hub.join(room.name, self)
         except LAYER_ERRORS as exc:
             metrics.LAYER_ERRORS.inc()
             logger.warning("connect room=%s refused: channel layer unavailable: %r", room.name, exc)
             await self.close(code=protocol.CLOSE_INTERNAL_ERROR)
             return
         self.room = room
-        heartbeat.register(self.channel_name, room.name)
+        heartbeat.start()
         metrics.CONNECTIONS.inc()
         metrics.CONNECTS.inc()
-        change = await presence.enter(room, channel_name=self.channel_name, name=identity.name)
+        change = await presence.enter(room, channel_name=self.connection_id, name=identity.name)
         after = _after(self.scope["query_string"])
         if after is not None:
             metrics.RESUMES.inc()
@@ -133,30 +104,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._send(protocol.hello(room=room.name, you=identity.name, online=change.online, last_seq=last_seq))
         for payload in messages:
             await self._send(payload)
+        await self._release_waiting()
         if change.edge:
             await broadcast(room.name, presence.presence_event("join", identity.name))
         logger.info("connect room=%s user=%s after=%s backlog=%d", room.name, identity.name, after, len(messages))
 
+    async def _release_waiting(self) -> None:
+        # Frames that arrive while these are sent join the list, so the loop ends with nothing left behind.
+        while self.waiting:
+            seq, message = self.waiting.pop(0)
+            if seq == 0 or seq > self.sent_through:
+                await self.base_send(message)
+        self.ready = True
+
     async def disconnect(self, code: int) -> None:
         if self.room is None:
             return
-        heartbeat.unregister(self.channel_name)
+        await fanout.hub.leave(self.room.name, self)
+        heartbeat.stop_if_idle()
         metrics.CONNECTIONS.dec()
-        try:
-            await self.channel_layer.group_discard(group_name(self.room.name), self.channel_name)
-        except LAYER_ERRORS as exc:
-            metrics.LAYER_ERRORS.inc()
-            logger.warning("group_discard for room=%s failed: %r", self.room.name, exc)
-        change = await presence.leave(self.room, channel_name=self.channel_name, name=self.identity.name)
+        change = await presence.leave(self.room, channel_name=self.connection_id, name=self.name)
         if change.edge:
-            await broadcast(self.room.name, presence.presence_event("leave", self.identity.name))
-        logger.info(
-            "close room=%s user=%s code=%s duration=%.1fs",
-            self.room.name,
-            self.identity.name,
-            code,
-            time.monotonic() - self.opened,
-        )
+            await broadcast(self.room.name, presence.presence_event("leave", self.name))
+        duration = time.monotonic() - self.opened
+        logger.info("close room=%s user=%s code=%s duration=%.1fs", self.room.name, self.name, code, duration)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room is None:
@@ -199,27 +170,34 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(frame))
 
-    async def chat_message(self, event: dict[str, Any]) -> None:
-        """A stored message, broadcast by services; its frame arrives encoded."""
-        if event["seq"] > self.sent_through:
-            metrics.DELIVERIES.inc()
-            await self.send(text_data=event["text"])
+    # The room fan-out's side (chat.fanout.Member): live frames arrive as ready-made ASGI messages.
 
-    async def chat_presence(self, event: dict[str, Any]) -> None:
-        """Join, leave or typing of someone else in the room (a person's own tabs are not told about them)."""
-        if event["user"] != self.identity.name:
-            await self.send(text_data=event["text"])
+    async def deliver_message(self, seq: int, message: dict[str, Any]) -> None:
+        if not self.ready:
+            self.waiting.append((seq, message))
+        elif seq > self.sent_through:
+            await self.base_send(message)
 
-    async def chat_resync(self, event: dict[str, Any]) -> None:
+    async def deliver(self, message: dict[str, Any]) -> None:
+        if not self.ready:
+            self.waiting.append((0, message))
+        else:
+            await self.base_send(message)
+
+    def stalled(self) -> None:
+        """The socket stopped reading: close it, so that it reconnects and resumes from the log."""
+        self._closing = asyncio.get_running_loop().create_task(self.close(code=protocol.CLOSE_TOO_SLOW))
+
+    async def resync(self) -> None:
         """The layer failed and is back: whatever it lost meanwhile is in the log, so send that."""
-        if self.room is None:
+        if self.room is None or not self.ready:
             return
         messages, last_seq = await services.backlog(self.room, after=self.sent_through)
         metrics.GAPS_HEALED.inc(len(messages))
         for payload in messages:
             await self._send(payload)
         self.sent_through = max(self.sent_through, last_seq)
-        logger.info("resync room=%s user=%s healed=%d", self.room.name, self.identity.name, len(messages))
+        logger.info("resync room=%s user=%s healed=%d", self.room.name, self.name, len(messages))
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

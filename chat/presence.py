@@ -16,10 +16,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from . import protocol
+from .fanout import PRESENCE_EVENT
 from .models import Presence, Room
-
-# The channel-layer event for a join, leave or typing.
-PRESENCE_EVENT = "chat.presence"
 
 
 @dataclass(frozen=True, slots=True)

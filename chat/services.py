@@ -19,14 +19,11 @@ from django.utils import timezone
 from . import metrics, protocol
 from .broadcast import broadcast
 from .exceptions import ClientError
+from .fanout import MESSAGE_EVENT
 from .models import Message, Room
 from .rooms import normalize_room_name
 
 logger = logging.getLogger(__name__)
-
-# The channel-layer event that carries a stored message. It holds the frame already encoded, so a broadcast
-# encodes JSON once, not once per recipient.
-MESSAGE_EVENT = "chat.message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +74,7 @@ def _store(*, room: Room, author: str, user: User | None, body: str, client_id: 
 
 
 def _event(posted: Posted, room: Room) -> dict[str, Any]:
+    # The frame travels encoded, so a broadcast encodes JSON once, not once per recipient.
     return {
         "type": MESSAGE_EVENT,
         "seq": posted.message.seq,

@@ -1,15 +1,38 @@
 import asyncio
 from datetime import timedelta
+from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.test import TransactionTestCase
 from django.utils import timezone
 
 from chat import heartbeat, presence
+from chat.fanout import hub
 from chat.models import Presence
 from chat.rooms import group_name
 from chat.services import room_get_or_create
+
+
+class Listener:
+    """A stand-in socket for the room fan-out: records what it is sent."""
+
+    def __init__(self, name: str, connection_id: str) -> None:
+        self.name = name
+        self.connection_id = connection_id
+        self.frames: list[dict[str, Any]] = []
+
+    async def deliver_message(self, seq: int, message: dict[str, Any]) -> None:
+        self.frames.append(message)
+
+    async def deliver(self, message: dict[str, Any]) -> None:
+        self.frames.append(message)
+
+    def stalled(self) -> None:
+        pass
+
+    async def resync(self) -> None:
+        pass
 
 
 class HeartbeatTests(TransactionTestCase):
@@ -17,64 +40,58 @@ class HeartbeatTests(TransactionTestCase):
         self.room = room_get_or_create("lobby")
         self.layer = get_channel_layer()
 
-    def tearDown(self) -> None:
-        heartbeat._sockets.clear()
+    def age(self, connection_id: str, seconds: int) -> None:
+        Presence.objects.filter(channel_name=connection_id).update(seen=timezone.now() - timedelta(seconds=seconds))
 
-    def enter(self, channel_name: str, name: str) -> None:
-        async_to_sync(presence.enter)(self.room, channel_name=channel_name, name=name)
-
-    def age(self, channel_name: str, seconds: int) -> None:
-        Presence.objects.filter(channel_name=channel_name).update(seen=timezone.now() - timedelta(seconds=seconds))
+    async def beat_with(self, listener: Listener, *, rounds: int = 1) -> None:
+        """Run heartbeat rounds while ``listener`` is a socket of this process in the lobby."""
+        await hub.join("lobby", listener)
+        try:
+            for _ in range(rounds):
+                await heartbeat.beat_once()
+            await asyncio.sleep(0.1)  # let the room's fan-out task deliver what the beat broadcast
+        finally:
+            await hub.leave("lobby", listener)
 
     def test_a_beat_refreshes_the_presence_of_this_processes_sockets(self) -> None:
-        async def beat() -> str:
-            channel = await self.layer.new_channel()
-            heartbeat._sockets[channel] = "lobby"
-            await presence.enter(self.room, channel_name=channel, name="alice")
-            await sync_to_async(self.age)(channel, 50)
-            await heartbeat.beat_once()
-            return channel
-
-        channel = async_to_sync(beat)()
-        seen = Presence.objects.get(channel_name=channel).seen
+        async_to_sync(presence.enter)(self.room, channel_name="mine", name="alice")
+        self.age("mine", 50)
+        async_to_sync(self.beat_with)(Listener("alice", "mine"))
+        seen = Presence.objects.get(channel_name="mine").seen
         self.assertLess(timezone.now() - seen, timedelta(seconds=5))
 
     def test_a_socket_of_a_dead_process_is_swept_and_its_user_announced_gone_once(self) -> None:
-        self.enter("dead", "ghost")
+        async_to_sync(presence.enter)(self.room, channel_name="dead", name="ghost")
         self.age("dead", 3600)
-
-        async def beat_and_listen() -> list[dict[str, object]]:
-            listener = await self.layer.new_channel()
-            await self.layer.group_add(group_name("lobby"), listener)
-            await heartbeat.beat_once()
-            await heartbeat.beat_once()
-            events = []
-            while True:
-                try:
-                    events.append(await asyncio.wait_for(self.layer.receive(listener), 0.3))
-                except TimeoutError:
-                    return events
-
-        events = async_to_sync(beat_and_listen)()
-        self.assertEqual([e["text"] for e in events], ['{"type":"leave","user":"ghost"}'])
+        listener = Listener("bob", "alive")
+        async_to_sync(self.beat_with)(listener, rounds=2)
+        self.assertEqual([f["text"] for f in listener.frames], ['{"type":"leave","user":"ghost"}'])
         self.assertFalse(Presence.objects.filter(channel_name="dead").exists())
 
     def test_a_user_with_another_live_socket_is_not_announced_gone(self) -> None:
-        self.enter("dead", "alice")
-        self.enter("alive", "alice")
+        async_to_sync(presence.enter)(self.room, channel_name="dead", name="alice")
+        async_to_sync(presence.enter)(self.room, channel_name="alive", name="alice")
         self.age("dead", 3600)
         left = async_to_sync(presence.sweep)()
         self.assertEqual(left, [])
         self.assertEqual(presence.online_names(self.room), ["alice"])
 
-    def test_a_beat_puts_a_forgotten_socket_back_in_its_group(self) -> None:
-        async def scenario() -> dict[str, object]:
-            channel = await self.layer.new_channel()
-            heartbeat._sockets[channel] = "lobby"
-            # What an emptied Redis does to memberships.
-            await self.layer.group_discard(group_name("lobby"), channel)
-            await heartbeat.beat_once()
-            await self.layer.group_send(group_name("lobby"), {"type": "chat.message", "seq": 1, "text": "x"})
-            return await self.layer.receive(channel)
+    def test_a_beat_puts_a_forgotten_room_subscription_back_in_its_group(self) -> None:
+        listener = Listener("bob", "alive")
 
-        self.assertEqual(async_to_sync(scenario)()["seq"], 1)
+        async def scenario() -> None:
+            await hub.join("lobby", listener)
+            try:
+                # What an emptied Redis does to memberships.
+                await self.layer.group_discard(group_name("lobby"), hub.rooms["lobby"].channel)
+                await heartbeat.beat_once()
+                await self.layer.group_send(group_name("lobby"), {"type": "chat.message", "seq": 1, "text": "x"})
+                for _ in range(50):
+                    if listener.frames:
+                        return
+                    await asyncio.sleep(0.02)
+            finally:
+                await hub.leave("lobby", listener)
+
+        async_to_sync(scenario)()
+        self.assertEqual(listener.frames, [{"type": "websocket.send", "text": "x"}])
