@@ -19,10 +19,12 @@ from .broadcast import LAYER_ERRORS, broadcast
 from .exceptions import ClientError
 from .identity import Identity, identify
 from .models import Room
-from .ratelimit import TokenBucket
+from .ratelimit import ConnectionCounter, TokenBucket
 from .rooms import normalize_room_name
 
 logger = logging.getLogger(__name__)
+
+_open_sockets = ConnectionCounter()
 
 
 @database_sync_to_async
@@ -51,6 +53,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     sent_through: int = 0
     # Until hello and the backlog are out, live frames wait in self.waiting so they cannot overtake them.
     ready: bool = False
+    # Whether this socket is counted against its address's and user's caps.
+    counted: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,6 +81,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if identity is None:
             await self.close(code=protocol.CLOSE_LOGIN_REQUIRED)
             return
+        client = self.scope.get("client")
+        self.limit_keys = [f"user:{identity.name}"] + ([f"address:{client[0]}"] if client else [])
+        if not _open_sockets.try_open(self.limit_keys, settings.CHAT_MAX_SOCKETS_PER_CLIENT):
+            logger.warning("refused room=%s user=%s: too many sockets from %s", name, identity.name, client)
+            await self.close(code=protocol.CLOSE_TOO_MANY_SOCKETS)
+            return
+        self.counted = True
         self.identity = identity
         self.name = identity.name
         self.opened = time.monotonic()
@@ -118,6 +129,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.ready = True
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            _open_sockets.close(self.limit_keys)
+            self.counted = False
         if self.room is None:
             return
         await fanout.hub.leave(self.room.name, self)

@@ -1,6 +1,11 @@
-"""A token bucket: ``burst`` frames at once, refilled at ``per_second``. Per connection, so process-local."""
+"""Limits on what one client can take: frames per second per socket, open sockets per address and per user.
+
+Both are process-local: the token bucket belongs to one socket, and the socket counts are per server process
+(with N processes behind a load balancer, a client can hold up to N times the cap).
+"""
 
 import time
+from collections import Counter
 
 
 class TokenBucket:
@@ -26,3 +31,23 @@ class TokenBucket:
             self._tokens -= 1
             return True
         return False
+
+
+class ConnectionCounter:
+    """Open sockets per key (a client address, a user name) in this process."""
+
+    def __init__(self) -> None:
+        self._open: Counter[str] = Counter()
+
+    def try_open(self, keys: list[str], limit: int) -> bool:
+        """Count a new socket under every key, unless one of them is already at ``limit`` (0: no limit)."""
+        if limit and any(self._open[key] >= limit for key in keys):
+            return False
+        self._open.update(keys)
+        return True
+
+    def close(self, keys: list[str]) -> None:
+        self._open.subtract(keys)
+        for key in keys:
+            if self._open[key] <= 0:
+                del self._open[key]

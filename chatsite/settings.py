@@ -223,6 +223,8 @@ CHAT_RESUME_LIMIT = env_int("CHAT_RESUME_LIMIT", 1000)
 CHAT_HISTORY_MAX_LIMIT = env_int("CHAT_HISTORY_MAX_LIMIT", 100)
 CHAT_RATE_LIMIT_BURST = env_int("CHAT_RATE_LIMIT_BURST", 20)
 CHAT_RATE_LIMIT_PER_SECOND = env_int("CHAT_RATE_LIMIT_PER_SECOND", 5)
+# Open sockets one client address, and one user, may hold in one server process (0: no cap).
+CHAT_MAX_SOCKETS_PER_CLIENT = env_int("CHAT_MAX_SOCKETS_PER_CLIENT", 50)
 # Each process refreshes its sockets' presence every CHAT_HEARTBEAT_SECONDS; a socket not refreshed for
 # CHAT_PRESENCE_TTL_SECONDS (its process died) stops counting as online and is announced as gone.
 CHAT_HEARTBEAT_SECONDS = env_int("CHAT_HEARTBEAT_SECONDS", 20)

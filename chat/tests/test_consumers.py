@@ -21,6 +21,7 @@ from chat.services import message_create, room_get_or_create
 from chatsite.asgi import application
 
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")
 TIMEOUT = 3
 
 
@@ -103,7 +104,7 @@ class ConsumerTestCase(TransactionTestCase):
 
     async def connect(self, path: str, *, cookie: str | None = None, origin: tuple[bytes, bytes] = ORIGIN) -> Socket:
         """A socket not yet connected; it is disconnected when the test ends."""
-        headers = [origin]
+        headers = [origin, HOST]
         if cookie:
             headers.append((b"cookie", cookie.encode()))
         socket = Socket(path, headers)
@@ -360,6 +361,22 @@ class BadInputTests(ConsumerTestCase):
             await socket.send({"type": "ping"})
         for _ in range(30):
             self.assertEqual((await socket.receive())["type"], "pong")
+
+
+class SocketCapTests(ConsumerTestCase):
+    @override_settings(CHAT_MAX_SOCKETS_PER_CLIENT=2)
+    async def test_a_user_over_the_socket_cap_is_closed_with_4429_until_one_closes(self) -> None:
+        cookie = await self.login_cookie("alice")
+        first = await self.open("lobby", cookie=cookie)
+        await self.open("other", cookie=cookie)
+        third = await self.connect("/ws/chat/lobby/", cookie=cookie)
+        await third.communicator.connect(timeout=TIMEOUT)
+        self.assertEqual(
+            await third.communicator.receive_output(timeout=TIMEOUT),
+            {"type": "websocket.close", "code": protocol.CLOSE_TOO_MANY_SOCKETS},
+        )
+        await first.communicator.disconnect()
+        await self.open("lobby", cookie=cookie)
 
 
 class HandshakeTests(ConsumerTestCase):

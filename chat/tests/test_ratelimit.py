@@ -2,7 +2,7 @@
 
 from django.test import SimpleTestCase
 
-from chat.ratelimit import TokenBucket
+from chat.ratelimit import ConnectionCounter, TokenBucket
 
 
 class FakeClock:
@@ -90,3 +90,21 @@ class TokenBucketTests(SimpleTestCase):
 
     def test_a_positive_burst_and_rate_enable_the_limit(self):
         self.assertTrue(self.bucket(burst=1, per_second=0.5).enabled)
+
+
+class ConnectionCounterTests(SimpleTestCase):
+    def test_sockets_are_refused_once_a_key_reaches_the_limit(self) -> None:
+        counter = ConnectionCounter()
+        self.assertTrue(counter.try_open(["address:1.2.3.4", "user:a"], limit=2))
+        self.assertTrue(counter.try_open(["address:1.2.3.4", "user:b"], limit=2))
+        self.assertFalse(counter.try_open(["address:1.2.3.4", "user:c"], limit=2))
+
+    def test_a_closed_socket_frees_its_place(self) -> None:
+        counter = ConnectionCounter()
+        counter.try_open(["user:a"], limit=1)
+        counter.close(["user:a"])
+        self.assertTrue(counter.try_open(["user:a"], limit=1))
+
+    def test_a_limit_of_zero_means_no_limit(self) -> None:
+        counter = ConnectionCounter()
+        self.assertTrue(all(counter.try_open(["address:x"], limit=0) for _ in range(500)))
