@@ -13,6 +13,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 from django.conf import settings
+from django.db import DatabaseError
 
 from . import fanout, heartbeat, metrics, presence, protocol, services
 from .broadcast import LAYER_ERRORS, broadcast
@@ -106,11 +107,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         heartbeat.start()
         metrics.CONNECTIONS.inc()
         metrics.CONNECTS.inc()
-        change = await presence.enter(room, channel_name=self.connection_id, name=identity.name)
         after = _after(self.scope["query_string"])
+        try:
+            change = await presence.enter(room, channel_name=self.connection_id, name=identity.name)
+            messages, last_seq = await services.backlog(room, after=after)
+        except DatabaseError as exc:
+            # The client reconnects with backoff and resumes; nothing was sent, so nothing is half-sent.
+            logger.warning("connect room=%s closed: database unavailable: %r", room.name, exc)
+            await self.close(code=protocol.CLOSE_INTERNAL_ERROR)
+            return
         if after is not None:
             metrics.RESUMES.inc()
-        messages, last_seq = await services.backlog(room, after=after)
         self.sent_through = last_seq
         await self._send(protocol.hello(room=room.name, you=identity.name, online=change.online, last_seq=last_seq))
         for payload in messages:
@@ -137,9 +144,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await fanout.hub.leave(self.room.name, self)
         heartbeat.stop_if_idle()
         metrics.CONNECTIONS.dec()
-        change = await presence.leave(self.room, channel_name=self.connection_id, name=self.name)
-        if change.edge:
-            await broadcast(self.room.name, presence.presence_event("leave", self.name))
+        try:
+            change = await presence.leave(self.room, channel_name=self.connection_id, name=self.name)
+        except DatabaseError as exc:
+            # The row stays behind; the heartbeat sweep removes it and announces the leave after the TTL.
+            logger.warning("close room=%s: presence not updated, database unavailable: %r", self.room.name, exc)
+        else:
+            if change.edge:
+                await broadcast(self.room.name, presence.presence_event("leave", self.name))
         duration = time.monotonic() - self.opened
         logger.info("close room=%s user=%s code=%s duration=%.1fs", self.room.name, self.name, code, duration)
 
@@ -164,6 +176,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._handle(self.room, frame)
         except ClientError as exc:
             await self._send(protocol.error(code=exc.code, detail=exc.detail))
+        except DatabaseError as exc:
+            # Not the client's fault and not a bug to trace: the frame is answered, the socket stays open.
+            logger.warning("room=%s: database unavailable: %r", self.room.name, exc)
+            await self._send(protocol.error(code=protocol.UNAVAILABLE, detail="The server's database is unavailable."))
 
     async def _handle(self, room: Room, frame: protocol.ClientFrame) -> None:
         match frame:

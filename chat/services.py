@@ -102,8 +102,8 @@ async def amessage_create(
     """The async twin of message_create for consumers: the same store, then an awaited broadcast."""
     try:
         posted = await _astore(room=room, author=author, user=user, body=body, client_id=client_id)
-    except DatabaseError:
-        logger.exception("storing a message in room %s failed", room.name)
+    except DatabaseError as exc:
+        logger.warning("storing a message in room=%s failed: %r", room.name, exc)
         raise ClientError(protocol.UNAVAILABLE, "The message could not be stored; send it again.") from None
     if posted.created:
         metrics.MESSAGES_STORED.inc()

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.db import OperationalError
 from django.test import Client, TransactionTestCase, override_settings
 
 from chat import protocol, services
@@ -361,6 +362,20 @@ class BadInputTests(ConsumerTestCase):
             await socket.send({"type": "ping"})
         for _ in range(30):
             self.assertEqual((await socket.receive())["type"], "pong")
+
+
+class DatabaseOutageTests(ConsumerTestCase):
+    async def test_a_frame_the_database_cannot_answer_gets_unavailable_and_the_socket_stays_open(self) -> None:
+        socket = await self.open("lobby")
+
+        async def down(room: Room) -> int:
+            raise OperationalError("server closed the connection unexpectedly")
+
+        with mock.patch.object(services, "last_seq", down), self.assertNoLogs("chat", level="ERROR"):
+            await socket.send({"type": "ping"})
+            self.assertEqual((await socket.receive())["code"], "unavailable")
+        await socket.send({"type": "ping"})
+        self.assertEqual(await socket.receive(), {"type": "pong", "last_seq": 0})
 
 
 class SocketCapTests(ConsumerTestCase):
