@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import metrics, protocol
@@ -53,23 +53,32 @@ def message_payload(message: Message, room_name: str) -> dict[str, Any]:
     )
 
 
+def _next_seq_sql() -> str:
+    table = connection.ops.quote_name(Room._meta.db_table)
+    # Only the table name is interpolated, and it comes from the model, never from input.
+    return f"UPDATE {table} SET last_seq = last_seq + 1, last_activity = %s WHERE id = %s RETURNING last_seq"  # noqa: S608
+
+
 def _store(*, room: Room, author: str, user: User | None, body: str, client_id: str | None) -> Posted:
     body = protocol.clean_body(body, settings.CHAT_MAX_MESSAGE_LENGTH)
     client_id = protocol.clean_client_id(client_id)
-    with transaction.atomic():
-        # The row lock serialises writers per room: the next seq is taken and committed in one order, so seqs
-        # are gapless. (SQLite has no row locks; its IMMEDIATE transactions serialise all writers instead.)
-        locked = Room.objects.select_for_update().only("id", "last_seq").get(pk=room.pk)
-        if client_id is not None:
-            existing = Message.objects.filter(room=locked, client_id=client_id).first()
-            if existing is not None:
-                return Posted(message=existing, created=False)
-        seq = locked.last_seq + 1
-        now = timezone.now()
-        Room.objects.filter(pk=locked.pk).update(last_seq=seq, last_activity=now)
-        message = Message.objects.create(
-            room=locked, seq=seq, author=author, user=user, body=body, client_id=client_id, created=now
-        )
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            # Taking the next seq locks the room's row (PostgreSQL; SQLite's IMMEDIATE transactions lock the
+            # whole database) until commit, so seqs are handed out and committed in one order: gapless.
+            with connection.cursor() as cursor:
+                cursor.execute(_next_seq_sql(), [now, room.pk])
+                (seq,) = cursor.fetchone()
+            message = Message.objects.create(
+                room_id=room.pk, seq=seq, author=author, user=user, body=body, client_id=client_id, created=now
+            )
+    except IntegrityError:
+        # A resend: this client_id is already stored in this room. The transaction, seq included, rolled back.
+        existing = Message.objects.filter(room_id=room.pk, client_id=client_id).first() if client_id else None
+        if existing is None:
+            raise
+        return Posted(message=existing, created=False)
     return Posted(message=message, created=True)
 
 

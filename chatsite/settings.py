@@ -103,7 +103,11 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # Persistent connections: the database helpers run in one thread per process, so one connection each,
+        # instead of a new one (for PostgreSQL, a new TCP connection and login) for every database call.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600),
+        # ...checked before reuse, so that a database restart costs one failed call, not a broken process.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
