@@ -7,6 +7,7 @@ app_name = "chat"
 urlpatterns = [
     path("", views.lobby, name="lobby"),
     path("rooms/", views.room_open, name="room_open"),
+    path("api/rooms/", views.rooms_json, name="rooms_json"),
     path("nickname/", views.nickname, name="nickname"),
     path("accounts/signup/", views.signup, name="signup"),
     path("chat/<str:room_name>/", views.room, name="room"),

@@ -1,40 +1,67 @@
-"""Pages: the lobby, a room, the guest nickname and sign-up forms."""
+"""Pages: the lobby (and its room list as JSON, to keep it fresh), a room, the guest nickname and sign-up forms."""
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.db.models import F
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
 
 from . import presence
 from .exceptions import ClientError
 from .forms import NicknameForm, RoomForm, SignUpForm
 from .identity import identify, set_nickname
 from .models import Room
+from .protocol import iso_utc
 from .rooms import normalize_room_name
 
 LOBBY_ROOMS = 100
+# How often an open lobby asks rooms_json for fresh online counts and activity.
+LOBBY_REFRESH_SECONDS = 10
 
 
-def lobby(request: HttpRequest, room_form: RoomForm | None = None) -> HttpResponse:
+def _lobby_rooms() -> list[Room]:
+    """The rooms the lobby lists, most recently active first, each with ``online``: how many people are there."""
     rooms = list(Room.objects.order_by(F("last_activity").desc(nulls_last=True), "name")[:LOBBY_ROOMS])
     counts = presence.online_counts()
     for room in rooms:
         room.online = counts.get(room.pk, 0)  # type: ignore[attr-defined]
+    return rooms
+
+
+def lobby(request: HttpRequest, room_form: RoomForm | None = None) -> HttpResponse:
     identity = identify(request.user, request.session)
     return render(
         request,
         "chat/lobby.html",
         {
-            "rooms": rooms,
+            "rooms": _lobby_rooms(),
+            "refresh_seconds": LOBBY_REFRESH_SECONDS,
             "room_form": room_form or RoomForm(),
             "nickname_form": NicknameForm(),
             "identity": identity,
             "allow_guests": settings.CHAT_ALLOW_GUESTS,
         },
     )
+
+
+@require_GET
+@never_cache
+def rooms_json(request: HttpRequest) -> JsonResponse:
+    """The lobby's room list, for the lobby page to refresh itself without a reload."""
+    rooms = [
+        {
+            "name": room.name,
+            "url": reverse("chat:room", args=[room.name]),
+            "online": room.online,  # type: ignore[attr-defined]
+            "last_activity": iso_utc(room.last_activity) if room.last_activity else None,
+        }
+        for room in _lobby_rooms()
+    ]
+    return JsonResponse({"rooms": rooms})
 
 
 @require_POST

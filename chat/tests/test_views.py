@@ -1,6 +1,6 @@
 """The pages: the lobby, opening a room, a room, the guest nickname, sign-up, log in and log out."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.test import Client, TestCase, override_settings
@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from chat.identity import GUEST_SESSION_KEY
 from chat.models import Presence, Room
-from chat.views import LOBBY_ROOMS
+from chat.views import LOBBY_REFRESH_SECONDS, LOBBY_ROOMS
 
 from .helpers import FAST_HASHING
 
@@ -299,3 +299,50 @@ class LogInAndOutTests(TestCase):
         self.client.force_login(make_user())
         self.assertEqual(self.client.get(reverse("logout")).status_code, 405)
         self.assertIn(SESSION_KEY, self.client.session)
+
+
+@FAST_HASHING
+class RoomsJsonTests(TestCase):
+    """The lobby's room list as JSON, which keeps an open lobby fresh without a reload."""
+
+    def setUp(self):
+        self.now = timezone.now()
+
+    def rooms(self):
+        return self.client.get(reverse("chat:rooms_json")).json()["rooms"]
+
+    def test_the_rooms_endpoint_lists_each_room_with_its_link_online_count_and_last_activity(self):
+        general = Room.objects.create(name="general", last_activity=datetime(2026, 11, 28, 7, 35, 51, tzinfo=UTC))
+        for index, name in enumerate(["ada", "ada", "bob"]):
+            Presence.objects.create(room=general, channel_name=f"c{index}", name=name, seen=self.now)
+        self.assertEqual(
+            self.rooms(),
+            [{"name": "general", "url": "/chat/general/", "online": 2, "last_activity": "2026-11-28T07:35:51Z"}],
+        )
+
+    def test_the_rooms_endpoint_gives_no_last_activity_for_a_room_without_messages(self):
+        Room.objects.create(name="general")
+        self.assertEqual(self.rooms()[0]["last_activity"], None)
+
+    def test_the_rooms_endpoint_lists_rooms_in_the_lobbys_order(self):
+        Room.objects.create(name="zeta")
+        Room.objects.create(name="old", last_activity=self.now - timedelta(days=1))
+        Room.objects.create(name="new", last_activity=self.now)
+        self.assertEqual([room["name"] for room in self.rooms()], ["new", "old", "zeta"])
+
+    def test_the_rooms_endpoint_does_not_count_stale_presence(self):
+        general = Room.objects.create(name="general")
+        Presence.objects.create(room=general, channel_name="c1", name="ada", seen=self.now - timedelta(hours=1))
+        self.assertEqual(self.rooms()[0]["online"], 0)
+
+    def test_the_rooms_endpoint_is_never_cached(self):
+        response = self.client.get(reverse("chat:rooms_json"))
+        self.assertIn("no-cache", response["Cache-Control"])
+
+    def test_the_rooms_endpoint_needs_a_get(self):
+        self.assertEqual(self.client.post(reverse("chat:rooms_json")).status_code, 405)
+
+    def test_the_lobby_tells_its_script_where_and_how_often_to_refresh(self):
+        response = self.client.get("/")
+        self.assertContains(response, 'data-src="/api/rooms/"')
+        self.assertContains(response, f'data-refresh-seconds="{LOBBY_REFRESH_SECONDS}"')

@@ -1,0 +1,78 @@
+// Keeps the lobby's room list fresh without a reload: asks the rooms endpoint every few seconds while the tab
+// is visible, and at once when it is shown again. Rows are updated in place, so keyboard focus on a room link
+// survives a refresh. The server-rendered list is what shows without JavaScript.
+
+import { agoLabel, fullLabel } from "./format.js";
+import { element } from "./render.js";
+
+const box = document.getElementById("rooms");
+const list = document.getElementById("room-list");
+const empty = document.getElementById("no-rooms");
+const everyMs = Number(box.dataset.refreshSeconds) * 1000;
+
+let timer = null;
+let busy = false;
+
+async function refresh() {
+  // A hidden tab stops asking; showing it again starts over.
+  if (busy || document.visibilityState !== "visible") return;
+  busy = true;
+  clearTimeout(timer);
+  try {
+    const response = await fetch(box.dataset.src, { headers: { Accept: "application/json" }, cache: "no-store" });
+    if (response.ok) render((await response.json()).rooms);
+  } catch {
+    // Offline or the server is down: keep what is shown, the next round tries again.
+  } finally {
+    busy = false;
+    timer = setTimeout(refresh, everyMs);
+  }
+}
+
+function render(rooms) {
+  const old = new Map([...list.children].map((row) => [row.dataset.room, row]));
+  const rows = rooms.map((room) => {
+    const row = old.get(room.name) ?? newRow(room.name);
+    old.delete(room.name);
+    fill(row, room);
+    return row;
+  });
+  for (const gone of old.values()) gone.remove();
+  // Moving a focused link would drop its focus: while focus is in the list, new rows go at the end and the
+  // order catches up once focus leaves.
+  if (list.contains(document.activeElement)) list.append(...rows.filter((row) => !row.isConnected));
+  else list.replaceChildren(...rows);
+  list.hidden = rooms.length === 0;
+  empty.hidden = rooms.length > 0;
+}
+
+function newRow(name) {
+  const row = element("li", "room-row");
+  row.dataset.room = name;
+  const meta = element("span", "room-meta");
+  meta.append(element("span", "room-online"), " ", element("span", "room-activity"));
+  row.append(element("a", "room-link", `#${name}`), " ", meta);
+  return row;
+}
+
+function fill(row, room) {
+  row.querySelector(".room-link").href = room.url;
+  const online = row.querySelector(".room-online");
+  online.dataset.online = String(room.online);
+  online.textContent = `${room.online} online`;
+  const old = row.querySelector(".room-activity");
+  let activity;
+  if (room.last_activity) {
+    const at = new Date(room.last_activity);
+    activity = element("time", "room-activity", `active ${agoLabel(at)}`);
+    activity.dateTime = room.last_activity;
+    activity.title = fullLabel(at);
+  } else {
+    activity = element("span", "room-activity", "no messages yet");
+  }
+  old.replaceWith(activity);
+}
+
+document.addEventListener("visibilitychange", refresh);
+addEventListener("online", refresh);
+refresh();
