@@ -19,7 +19,17 @@ class ParseOriginTests(SimpleTestCase):
         self.assertEqual(parse_origin("https://Chat.Example.com"), ("https", "chat.example.com", 443))
 
     def test_null_and_non_web_origins_are_not_origins(self) -> None:
-        for value in ("null", "", "file://", "chrome-extension://abc", "https://", "https://x:99999", "https://a/b"):
+        for value in (
+            "null",
+            "",
+            "file://",
+            "chrome-extension://abc",
+            "https://",
+            "https://x:99999",
+            "https://a/b",
+            "http://evil.example@localhost",
+            "http://localhost?x",
+        ):
             with self.subTest(value=value):
                 self.assertIsNone(parse_origin(value))
 
