@@ -58,7 +58,9 @@ class RoomFanout:
 
     async def start(self) -> None:
         layer = get_channel_layer()
-        self.channel = await layer.new_channel("fanout.")
+        # The default prefix on purpose: channels-redis' core layer lets one receive per process wait on Redis,
+        # and it reads only its own prefix's list, so channels of another prefix would wait behind it.
+        self.channel = await layer.new_channel()
         await layer.group_add(group_name(self.room_name), self.channel)
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"fanout-{self.room_name}")
 

@@ -40,9 +40,9 @@ async def beat_once() -> None:
     try:
         await presence.touch(hub.connection_ids())
         left = await presence.sweep()
-    except DatabaseError:
+    except DatabaseError as exc:
         # The database being briefly unreachable must not end the heartbeat; the next round tries again.
-        logger.warning("presence heartbeat could not reach the database", exc_info=True)
+        logger.warning("presence heartbeat could not reach the database: %r", exc)
         left = []
     try:
         for fanout in list(hub.rooms.values()):
