@@ -53,10 +53,14 @@ def database_url() -> str:
 class Server:
     """One uvicorn process serving chatsite.asgi, with production settings over plain HTTP."""
 
-    def __init__(self, *, env: dict[str, str] | None = None, log_dir: Path | None = None) -> None:
+    def __init__(
+        self, *, env: dict[str, str] | None = None, log_dir: Path | None = None, args: list[str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = env or {}
+        # Extra uvicorn options, e.g. ["--ws-ping-interval", "1", "--ws-ping-timeout", "2"].
+        self.extra_args = args or []
         self.log_path = (log_dir or Path(tempfile.gettempdir())) / f"chatsite-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -87,6 +91,7 @@ class Server:
                 "--no-access-log",
                 "--log-level",
                 "warning",
+                *self.extra_args,
             ],
             cwd=ROOT,
             env=env,
@@ -126,6 +131,31 @@ class Server:
                 self.process.kill()
                 self.process.wait(10)
 
+    def terminate(self) -> None:
+        """SIGTERM, as a deployment's rolling restart sends; returns at once (see ``wait``)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit code once the process has ended within ``timeout`` seconds, else None."""
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process (Linux /proc), 0 when it is not running."""
+        if not self.running:
+            return 0
+        assert self.process is not None
+        return rss_bytes(self.process.pid)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -164,3 +194,93 @@ class RedisServer:
             self.process.wait(10)
 
     stop = kill
+
+    def shutdown(self) -> None:
+        """A clean stop: SIGTERM, which redis-server answers by closing its clients' connections and exiting."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def command(self, *words: str) -> bytes:
+        """One command in Redis' inline protocol, and the first line of its answer."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(" ".join(words).encode() + b"\r\n")
+            return conn.recv(65536).split(b"\r\n", 1)[0]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc (0 where that cannot be read)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _postgres_bindir() -> Path | None:
+    """The newest installed PostgreSQL's programs (Debian keeps them under /usr/lib/postgresql/N/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster in a temporary directory on a free port, so a test can stop and restart it
+    without touching the machine's own. Run as the ``postgres`` OS user when the tests run as root (initdb refuses
+    root). Trust authentication on loopback only; fsync off, since its data is thrown away."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        self.bindir = _postgres_bindir()
+        self.dir: Path | None = None
+        self.log_path: Path | None = None
+
+    def _run(self, *argv: str, timeout: float = 60) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *argv], check=True, timeout=timeout, capture_output=True)  # noqa: S603
+
+    def start(self) -> "PostgresServer":
+        if self.bindir is None:
+            raise unittest.SkipTest("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+        if self.dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="chatsite-pg-"))
+            self.log_path = self.dir / "server.log"
+            if os.geteuid() == 0:
+                shutil.chown(self.dir, "postgres", "postgres")
+            self._run(str(self.bindir / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust")
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off -c max_connections=200"
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.log_path), "-o", options,
+            "-w", "-t", "30", "start",
+        )  # fmt: skip
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the cluster: ``fast`` disconnects every client cleanly, ``immediate`` is a crash (no checkpoint)."""
+        if self.dir is not None and (self.dir / "data" / "postmaster.pid").exists():
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "stop")
+
+    def destroy(self) -> None:
+        """Stop the cluster and delete its files."""
+        try:
+            self.stop("immediate")
+        finally:
+            if self.dir is not None:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.dir = None
+
+    def migrate(self) -> None:
+        """Create chatsite's tables in this cluster, as a deployment's ``manage.py migrate`` does."""
+        env = {**os.environ, "DATABASE_URL": self.url, "REDIS_URL": ""}
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+        )

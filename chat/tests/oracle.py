@@ -1,0 +1,245 @@
+"""The "nothing lost" oracle, as code: what must hold after every fault, load and abuse scenario.
+
+For each room:
+
+1. the database holds seq 1..max with no gap;
+2. every client_id that got an ack is stored exactly once, under the seq its ack named (and every ack of one
+   client_id named the same seq);
+3. every client's final view (after its resume and gap filling) equals the database rows, in seq order, with no
+   seq holding two different messages;
+
+and for the servers: each one not killed on purpose still answers /healthz, and no server log holds an unhandled
+traceback.
+
+The database is read with psycopg from a URL, so the same oracle serves the test database, a private cluster the
+harness restarts, and the soak's database. ``check`` gathers every problem instead of stopping at the first, so a
+failure says everything that went wrong.
+"""
+
+import asyncio
+import contextlib
+import re
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psycopg
+from websockets.exceptions import ConnectionClosed
+
+from .servers import Server
+from .wsclient import ChatClient
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    seq: int
+    client_id: str | None
+    body: str
+    author: str
+
+
+def fetch_rows(database_url: str, room: str) -> list[Row]:
+    """The room's messages in the database, in seq order."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT m.seq, m.client_id, m.body, m.author FROM chat_message m JOIN chat_room r ON r.id = m.room_id "
+            "WHERE r.name = %s ORDER BY m.seq",
+            (room,),
+        ).fetchall()
+    return [Row(*row) for row in rows]
+
+
+def fetch_presence(database_url: str, room: str) -> set[str]:
+    """The names with a presence row in the room (fresh or not)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT p.name FROM chat_presence p JOIN chat_room r ON r.id = p.room_id WHERE r.name = %s",
+            (room,),
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+# A line a logging call wrote: "2026-11-28 08:00:00,000 WARNING chat.consumers ..." (chatsite's LOGGING format).
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ (?P<logger>\S+) ")
+
+
+def tracebacks(log: str) -> tuple[list[str], list[str]]:
+    """The tracebacks in a server log, split into (handled, unhandled).
+
+    A traceback is handled when chatsite's own code logged it on purpose (a record of a ``chat.`` logger with its
+    stack). Every other one is unhandled: uvicorn's "Exception in ASGI application", asyncio's "Task exception was
+    never retrieved", Django's request errors, or a bare stack printed by the interpreter.
+    """
+    handled: list[str] = []
+    unhandled: list[str] = []
+    lines = log.splitlines()
+    header = ""  # the last line that began a log record
+    in_stack = after_stack = False
+    for index, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last):"):
+            excerpt = "\n".join([header, *lines[index : index + 40]])
+            match = _RECORD.match(header)
+            (handled if match and match["logger"].startswith("chat.") else unhandled).append(excerpt)
+            in_stack, after_stack = True, False
+        elif in_stack and (not line or line[0].isspace()):
+            continue  # a frame of the stack
+        elif in_stack:
+            in_stack, after_stack = False, True  # the exception's own line ends the stack
+        elif after_stack and (not line or _CHAINED.match(line)):
+            continue  # "During handling of the above exception..." between chained stacks
+        elif line and not line[0].isspace():
+            header, after_stack = line, False
+    return handled, unhandled
+
+
+_CHAINED = re.compile(r"^(During handling of the above exception|The above exception was the direct cause)")
+
+
+@dataclass
+class Verdict:
+    """What the oracle found; ``problems`` is empty when everything held."""
+
+    problems: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)  # room -> messages stored
+    handled_tracebacks: int = 0
+
+    def __bool__(self) -> bool:
+        return not self.problems
+
+    def report(self) -> str:
+        return "\n".join(f"- {problem}" for problem in self.problems)
+
+
+def check_log(room: str, rows: list[Row]) -> list[str]:
+    seqs = [row.seq for row in rows]
+    if seqs != list(range(1, len(rows) + 1)):
+        missing = sorted(set(range(1, max(seqs, default=0) + 1)) - set(seqs))
+        return [f"room {room}: seqs are not 1..{len(rows)} without a gap (missing {missing[:20]})"]
+    return []
+
+
+def check_acks(room: str, rows: list[Row], clients: Iterable[ChatClient]) -> list[str]:
+    problems: list[str] = []
+    stored = Counter(row.client_id for row in rows if row.client_id is not None)
+    seq_of = {row.client_id: row.seq for row in rows if row.client_id is not None}
+    for client_id, count in stored.items():
+        if count > 1:
+            problems.append(f"room {room}: client_id {client_id} stored {count} times")
+    for client in clients:
+        for client_id, old, new in client.ack_conflicts:
+            problems.append(f"room {room}: client_id {client_id} acked as seq {old}, then as seq {new}")
+        for client_id, seq in client.acked.items():
+            if client_id not in seq_of:
+                problems.append(f"room {room}: client_id {client_id} acked (seq {seq}) but not stored")
+            elif seq_of[client_id] != seq:
+                problems.append(f"room {room}: client_id {client_id} acked as seq {seq}, stored as {seq_of[client_id]}")
+    return problems
+
+
+def check_views(room: str, rows: list[Row], clients: Iterable[ChatClient]) -> list[str]:
+    problems: list[str] = []
+    expected = [(row.seq, row.body, row.client_id) for row in rows]
+    for client in clients:
+        view = [(seq, m["body"], m["client_id"]) for seq, m in sorted(client.view.items())]
+        if client.conflicts:
+            problems.append(f"room {room}: {client.you} saw {len(client.conflicts)} seqs with two different messages")
+        if view != expected:
+            have = {seq for seq, _, _ in view}
+            missing = [seq for seq, _, _ in expected if seq not in have]
+            wrong = [v for v in view if v not in expected]
+            problems.append(
+                f"room {room}: {client.you}'s view differs from the database: {len(view)} vs {len(expected)} "
+                f"messages, missing seqs {missing[:20]}, not in the database {wrong[:5]} (connected="
+                f"{client.connected}, connections={client.connections}, close codes {client.close_codes[-5:]})"
+            )
+    return problems
+
+
+def check_servers(servers: Iterable[Server], *, killed: Iterable[Server] = ()) -> tuple[list[str], int]:
+    """Problems with the servers, and how many handled tracebacks their logs hold."""
+    problems: list[str] = []
+    handled_count = 0
+    killed = list(killed)
+    for server in servers:
+        if server not in killed:
+            if not server.running:
+                problems.append(f"server {server.url} exited (code {server.process and server.process.returncode})")
+            elif not server.healthy():
+                problems.append(f"server {server.url} does not answer /healthz with 200: {health(server)}")
+        handled, unhandled = tracebacks(server.log())
+        handled_count += len(handled)
+        for excerpt in unhandled[:3]:
+            problems.append(f"server {server.url} logged an unhandled traceback:\n{excerpt}")
+        if len(unhandled) > 3:
+            problems.append(f"server {server.url} logged {len(unhandled) - 3} more unhandled tracebacks")
+    return problems, handled_count
+
+
+def health(server: Server) -> str:
+    """What /healthz says, for a failure message."""
+    try:
+        with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as response:  # noqa: S310 - loopback
+            return f"{response.status} {response.read().decode()}"
+    except urllib.error.HTTPError as error:
+        return f"{error.code} {error.read().decode()}"
+    except OSError as error:
+        return repr(error)
+
+
+async def settle(
+    clients: Iterable[ChatClient], database_url: str, *, timeout: float = 30, what: str = "every view complete"
+) -> None:
+    """Wait until every (connected) client has resent its outbox and its view reaches the room's last seq.
+
+    Each round resends what is still unacknowledged and pings: a pong's last_seq makes the client fetch any tail
+    it missed. Raises AssertionError, naming the laggards, at the deadline.
+    """
+    clients = list(clients)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        last = {}
+        for room in {c.room for c in clients}:
+            rows = await asyncio.to_thread(fetch_rows, database_url, room)
+            last[room] = len(rows)
+        behind = [c for c in clients if c.outbox or c.contiguous < last[c.room] or len(c.view) != last[c.room]]
+        if not behind:
+            return
+        if loop.time() > deadline:
+            detail = ", ".join(
+                f"{c.you or '?'}(connected={c.connected}, view={len(c.view)}/{last[c.room]}, outbox={len(c.outbox)})"
+                for c in behind[:10]
+            )
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {detail}")
+        for client in behind:
+            if client.connected:
+                await client.resend(older_than=1.0)
+                with contextlib.suppress(ConnectionClosed, AssertionError):  # reconnected, then asked again
+                    await client.ping()
+        await asyncio.sleep(0.25)
+
+
+def check(
+    database_url: str,
+    *,
+    clients: Iterable[ChatClient],
+    views_of: Iterable[ChatClient] | None = None,
+    servers: Iterable[Server] = (),
+    killed: Iterable[Server] = (),
+) -> Verdict:
+    """Run every check of the oracle. ``clients`` are all whose acks count (including ones that left);
+    ``views_of`` those whose view must equal the database (by default all of ``clients``)."""
+    clients = list(clients)
+    views_of = clients if views_of is None else list(views_of)
+    verdict = Verdict()
+    for room in sorted({c.room for c in clients}):
+        rows = fetch_rows(database_url, room)
+        verdict.rows[room] = len(rows)
+        verdict.problems += check_log(room, rows)
+        verdict.problems += check_acks(room, rows, [c for c in clients if c.room == room])
+        verdict.problems += check_views(room, rows, [c for c in views_of if c.room == room])
+    server_problems, verdict.handled_tracebacks = check_servers(servers, killed=killed)
+    verdict.problems += server_problems
+    return verdict
