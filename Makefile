@@ -45,3 +45,26 @@ lint: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) staticfiles test-db*.sqlite3*
+
+# The benchmark (bench/README.md): starts its own servers on loopback ports, writes docs/performance.md.
+# About 10 minutes; BENCH_ARGS=--quick for a 2-minute smoke run, BENCH_ARGS=--help for the rest.
+.PHONY: bench
+bench: $(BIN)/.bench-installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+$(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+# The fault-injection tests and the soak (docs/reliability.md). Both start their own Redis, PostgreSQL cluster and
+# server processes on free loopback ports and write the figures into docs/reliability.md. About 10 minutes;
+# SOAK_ARGS="--minutes 10" for a longer steady phase. Both always run; the target fails if either failed.
+SOAK_FIGURES ?= $(or $(TMPDIR),/tmp)/chatsite-fault-figures.jsonl
+.PHONY: soak
+soak: $(BIN)/.installed
+	rm -f $(SOAK_FIGURES); status=0; \
+	CHAT_FAULTS=1 CHAT_REQUIRE_REDIS=1 CHAT_FAULT_FIGURES=$(SOAK_FIGURES) DATABASE_URL=$(SERVICES_DATABASE_URL) \
+		REDIS_URL=$(SERVICES_REDIS_URL) $(BIN)/python manage.py test chat.tests.test_faults || status=1; \
+	CHAT_FAULT_FIGURES=$(SOAK_FIGURES) DATABASE_URL=$(SERVICES_DATABASE_URL) \
+		$(BIN)/python -m soak --write-docs $(SOAK_ARGS) || status=1; \
+	exit $$status
