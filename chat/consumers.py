@@ -70,6 +70,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
+        # Live frames skip the session middleware's send wrapper (see chat.fanout.KeepServerSend).
+        self.server_send = scope.get(fanout.SERVER_SEND, send)
         with contextlib.suppress(StopConsumer):  # the consumer's normal way out
             await await_many_dispatch([receive], self.dispatch)
 
@@ -142,7 +144,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while self.waiting:
             seq, message = self.waiting.pop(0)
             if seq == 0 or seq > self.sent_through:
-                await self.base_send(message)
+                await self.server_send(message)
         self.ready = True
 
     async def disconnect(self, code: int) -> None:
@@ -216,13 +218,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.ready:
             self.waiting.append((seq, message))
         elif seq > self.sent_through:
-            await self.base_send(message)
+            await self.server_send(message)
 
     async def deliver(self, message: dict[str, Any]) -> None:
         if not self.ready:
             self.waiting.append((0, message))
         else:
-            await self.base_send(message)
+            await self.server_send(message)
 
     def stalled(self) -> None:
         """The socket stopped reading: close it, so that it reconnects and resumes from the log."""

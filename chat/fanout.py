@@ -121,12 +121,17 @@ class RoomFanout:
         index = 0
         while index < len(members):
             try:
-                # One timeout for the whole loop, pushed forward per member: no timer per send.
+                # One timeout for the whole loop, pushed forward as it goes: a member whose send has not
+                # completed within SEND_STALL_SECONDS/2 to SEND_STALL_SECONDS is the one it interrupts.
                 async with asyncio.timeout(None) as stall:
                     while index < len(members):
                         member = members[index]
                         index += 1
-                        stall.reschedule(loop.time() + SEND_STALL_SECONDS)
+                        # Re-armed only when half the allowance is used: a timer per recipient costs ~4 µs.
+                        now = loop.time()
+                        deadline = stall.when()
+                        if deadline is None or deadline - now < SEND_STALL_SECONDS / 2:
+                            stall.reschedule(now + SEND_STALL_SECONDS)
                         await send(member)
             except TimeoutError:
                 logger.warning("closing a stalled socket in room=%s", self.room_name)
@@ -135,6 +140,24 @@ class RoomFanout:
             except (OSError, RuntimeError) as exc:
                 # The socket closed while the fan-out was writing to it; its disconnect handler cleans up.
                 logger.debug("send to a closed socket in room=%s: %r", self.room_name, exc)
+
+
+class KeepServerSend:
+    """ASGI middleware, outermost: keeps the server's own ``send`` in the scope as ``chat.server_send``.
+
+    Channels' session middleware wraps ``send`` to save the session on accept, and every frame sent through the
+    wrapper pays its LazyObject lookups (about 9 of 34 µs per delivery, measured with py-spy). Live frames go out
+    through the server's send instead; accept and close still go through the wrappers.
+    """
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        return await self.application({**scope, SERVER_SEND: send}, receive, send)
+
+
+SERVER_SEND = "chat.server_send"
 
 
 class Hub:
