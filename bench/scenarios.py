@@ -1,0 +1,340 @@
+"""The five scenarios, each run against one server by the swarm of client processes, each returning one result.
+
+``traffic`` is fanout, rooms and ingest alike: rooms of members, some of them senders, sending at a fixed rate or
+as fast as a window of unreleased messages allows (saturation); then a drain, then (for chatsite) gap healing by
+``history``. ``connect`` and ``join`` time connections instead. Rooms are named per run, so they start empty.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .servers import Server, machine_busy_seconds, redis_cpu_seconds
+from .stats import Histogram, quantiles_ms
+from .swarm import Swarm
+
+
+@dataclass
+class Context:
+    server: Server
+    swarm: Swarm
+    tag: str  # makes this run's room names unique
+    timeout: float = 120  # for any one command to the swarm
+
+
+def _split(items: list[Any], parts: int) -> list[list[Any]]:
+    return [items[index::parts] for index in range(parts)]
+
+
+def _open(ctx: Context, links: list[tuple[str, int | None]], concurrency: int = 32) -> dict[str, Any]:
+    commands = [
+        {
+            "op": "open",
+            "url": ctx.server.url,
+            "origin": ctx.server.origin,
+            "links": share,
+            "concurrency": concurrency,
+            "timeout": 60,
+        }
+        for share in _split(links, len(ctx.swarm))
+    ]
+    answers = ctx.swarm.call(commands, ctx.timeout + len(links) / 10)
+    failures: dict[str, int] = {}
+    for answer in answers:
+        for name, count in answer["failures"].items():
+            failures[name] = failures.get(name, 0) + count
+    return {
+        "opened": sum(a["opened"] for a in answers),
+        "failures": failures,
+        "durations": [d for a in answers for d in a["durations"]],
+        "seconds": max(a["finished"] for a in answers) - min(a["started"] for a in answers),
+    }
+
+
+def _close(ctx: Context) -> None:
+    ctx.swarm.call_all({"op": "close", "timeout": 5}, ctx.timeout)
+    ctx.server.settle(timeout=90)
+
+
+def _marks(ctx: Context) -> tuple[float, float, float, float | None, float]:
+    return (time.time(), ctx.server.cpu_seconds(), ctx.swarm.cpu_seconds(), redis_cpu_seconds(), machine_busy_seconds())
+
+
+def wait_for_quiet(ctx: Context, *, below: float = 0.3, span: float = 0.5, timeout: float = 10) -> float:
+    """Wait until the rest of the machine (not the server, the clients or Redis) uses less than ``below`` of a core
+    over ``span`` s, for at most ``timeout`` s: a run then starts in a quiet moment if there is one. Returns the
+    other processes' CPU (cores) over the last span."""
+    started, other = time.monotonic(), 0.0
+    while time.monotonic() - started < timeout:
+        before = _marks(ctx)
+        time.sleep(span)
+        after = _marks(ctx)
+        ours = sum(b - a for a, b in zip(before[1:3], after[1:3], strict=True))
+        ours += (after[3] or 0) - (before[3] or 0)
+        other = max(0.0, (after[4] - before[4] - ours) / (after[0] - before[0]))
+        if other < below:
+            break
+    return other
+
+
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
+class Rooms:
+    """Rooms of connected clients, held open across several runs (a room can grow between runs).
+
+    The senders join after the first receivers and before the room grows, so each sender's own copy of a message
+    comes early in a fan-out: the window it releases bounds how much is queued, not how long a broadcast takes.
+    """
+
+    def __init__(self, ctx: Context, scenario: str, rooms: int, senders: int) -> None:
+        self.ctx = ctx
+        self.scenario = scenario
+        self.names = [f"{scenario}-{ctx.tag}-{index}" for index in range(rooms)]
+        self.senders = senders
+        self.members = 0
+        self.connections = 0
+        self.open_s = 0.0
+        self.final: dict[str, int] = {}  # each room's last acked seq, over all runs so far
+
+    def grow(self, members: int) -> None:
+        """Add receivers (and, the first time, the senders) until each room has ``members`` clients."""
+        started = time.monotonic()
+        first = self.members == 0
+        receivers = max(0, members - self.senders) - max(0, self.members - self.senders)
+        links: list[tuple[str, int | None]] = [(name, None) for name in self.names for _ in range(receivers)]
+        self.connections += _open(self.ctx, links)["opened"]
+        if first:
+            senders: list[tuple[str, int | None]] = [
+                (name, room * self.senders + index)
+                for room, name in enumerate(self.names)
+                for index in range(self.senders)
+            ]
+            self.connections += _open(self.ctx, senders)["opened"]
+        self.members = members
+        self.ctx.server.settle(timeout=120)
+        self.open_s += time.monotonic() - started
+
+    def close(self) -> float:
+        started = time.monotonic()
+        _close(self.ctx)
+        return time.monotonic() - started
+
+    def run(
+        self,
+        *,
+        label: str,
+        duration: float,
+        warmup: float = 1.0,
+        rate: float = 0.0,
+        window: int = 0,
+        window_on: str = "echo",
+        drain: float = 30,
+        heal: bool | None = None,
+        heal_budget: float = 30,
+        quiet: bool = True,
+    ) -> dict[str, Any]:
+        """Send ``rate`` messages/s per room, or with ``window`` messages in flight per sender, for ``duration`` s;
+        drain; heal the gaps by ``history`` (by default when the server keeps a log: chatsite); return the
+        figures of the run."""
+        ctx, started = self.ctx, time.monotonic()
+        if heal is None:
+            heal = ctx.server.target.persists
+        warmup = min(warmup, duration / 4)
+        other_before = wait_for_quiet(ctx) if quiet else 0.0
+        start = time.time() + 0.5
+        run = {
+            "op": "run",
+            "start": start,
+            "duration": duration,
+            "warmup": warmup,
+            "rate": rate / self.senders if rate else 0.0,
+            "window": window,
+            "window_on": window_on,
+            "spread": len(self.names) * self.senders,  # every sender of the run its own phase
+            "stale": 2.0,
+            "ack_wait": 10.0,
+            "base_seq": dict(self.final),
+        }
+        ctx.swarm.send([dict(run) for _ in range(len(ctx.swarm))])
+        _sleep_until(start + warmup)
+        marks = [_marks(ctx)]
+        rss = ctx.server.rss_bytes()
+        _sleep_until(start + duration)
+        marks.append(_marks(ctx))
+        rss = max(rss, ctx.server.rss_bytes())
+        runs = ctx.swarm.gather(len(ctx.swarm), ctx.timeout)
+
+        for answer in runs:
+            for room, seq in answer["final_seq"].items():
+                self.final[room] = max(self.final.get(room, 0), seq)
+        final = dict(self.final)
+        drained = _drain(ctx, final, drain)
+        healing = {"missing": 0, "healed": 0, "requests": 0, "unhealed_in_budget": 0}
+        if heal and drained["expected"] > drained["received"]:
+            command = {"op": "heal", "final_seq": final, "budget": heal_budget, "concurrency": 50}
+            for answer in ctx.swarm.call_all(command, ctx.timeout + heal_budget):
+                for key in healing:
+                    healing[key] += answer[key]
+        stats = ctx.swarm.call_all({"op": "stats"}, ctx.timeout)
+        ctx.server.settle(timeout=120)
+
+        span = marks[1][0] - marks[0][0]
+        delivered = sum(s["delivered_in_window"] for s in stats)
+        server_cpu = marks[1][1] - marks[0][1]
+        redis_cpu = None if marks[0][3] is None or marks[1][3] is None else (marks[1][3] - marks[0][3]) / span
+        machine_cpu = (marks[1][4] - marks[0][4]) / span
+        latency = Histogram.merged(Histogram.from_dict(s["latency"]) for s in stats)
+        ack_latency = Histogram.merged(Histogram.from_dict(s["ack_latency"]) for s in stats)
+        errors: dict[str, int] = {}
+        closed: dict[str, int] = {}
+        for s in stats:
+            for code, count in s["errors"].items():
+                errors[code] = errors.get(code, 0) + count
+            for code, count in s["closed_codes"].items():
+                closed[code] = closed.get(code, 0) + count
+        watched = ctx.server.watched
+        return {
+            "scenario": self.scenario,
+            "label": label,
+            "params": {
+                "rooms": len(self.names),
+                "members": self.members,
+                "senders": self.senders,
+                "duration": duration,
+                "warmup": warmup,
+                "rate": rate,
+                "window": window,
+                "window_on": window_on,
+            },
+            "connections": self.connections,
+            "sent": sum(r["sent"] for r in runs),
+            "acked": sum(r["acked"] for r in runs),
+            "unacked": sum(r["unacked"] for r in runs),
+            "msgs_per_s": sum(s["acked_in_window"] for s in stats) / span,
+            "expected": drained["expected"],
+            "received": drained["received"],
+            "lost": max(0, drained["expected"] - drained["received"]),
+            "drain_s": drained["seconds"],
+            "duplicates": sum(s["duplicates"] for s in stats),
+            "late": sum(s["late"] for s in stats),
+            "healing": healing,
+            "deliveries_per_s": delivered / span,
+            "latency_ms": latency.summary_ms(),
+            "latency_hist": latency.to_dict(),
+            "ack_ms": ack_latency.summary_ms(),
+            "server_cpu": server_cpu / span if watched else None,
+            "server_us_per_delivery": server_cpu / delivered * 1e6 if delivered and watched else None,
+            "server_rss_mb": rss / 2**20 if watched else None,
+            "loadgen_cpu": (marks[1][2] - marks[0][2]) / span,
+            "redis_cpu": redis_cpu,
+            # The rest of the machine: other processes, and the kernel's loopback work nobody is billed for.
+            "other_cpu_before": other_before,
+            "other_cpu": machine_cpu
+            - (server_cpu / span if watched else 0)
+            - (marks[1][2] - marks[0][2]) / span
+            - (redis_cpu or 0),
+            "errors": errors,
+            "closed": closed,  # sockets the server closed during the run, by close code (4008: too slow)
+            "run_s": time.monotonic() - started,
+        }
+
+
+def _drain(ctx: Context, final: dict[str, int], timeout: float, stall: float = 3.0) -> dict[str, Any]:
+    """Wait until every expected delivery arrived, nothing arrived for ``stall`` s, or ``timeout`` s passed."""
+    started = time.monotonic()
+    last_change, received, expected = started, -1, 0
+    while time.monotonic() - started < timeout:
+        answers = ctx.swarm.call_all({"op": "progress", "final_seq": final}, ctx.timeout)
+        now_received = sum(a["received"] for a in answers)
+        expected = sum(a["expected"] for a in answers)
+        if now_received >= expected:
+            received = now_received
+            break
+        if now_received != received:
+            received, last_change = now_received, time.monotonic()
+        elif time.monotonic() - last_change > stall:
+            break
+        time.sleep(0.2)
+    return {"expected": expected, "received": received, "seconds": time.monotonic() - started}
+
+
+def connect(ctx: Context, *, connections: int, room_size: int, concurrency: int = 32) -> dict[str, Any]:
+    """Open ``connections`` idle sockets in rooms of ``room_size``: connects/s, and server RSS per connection."""
+    ctx.server.settle(timeout=60)
+    wait_for_quiet(ctx)
+    rss_before = ctx.server.rss_bytes()
+    cpu_before = ctx.server.cpu_seconds()
+    links: list[tuple[str, int | None]] = [
+        (f"connect-{ctx.tag}-{index // room_size}", None) for index in range(connections)
+    ]
+    opened = _open(ctx, links, concurrency=concurrency)
+    cpu_open = ctx.server.cpu_seconds() - cpu_before
+    ctx.server.settle(timeout=120)
+    rss_after = ctx.server.rss_bytes()
+    _close(ctx)
+    count, watched = opened["opened"], ctx.server.watched
+    return {
+        "scenario": "connect",
+        "params": {"connections": connections, "room_size": room_size, "concurrency": concurrency},
+        "connections": opened["opened"],
+        "failures": opened["failures"],
+        "connects_per_s": opened["opened"] / opened["seconds"] if opened["seconds"] else None,
+        "open_ms": quantiles_ms(opened["durations"]),
+        "server_cpu_ms_per_connect": cpu_open / count * 1000 if count and watched else None,
+        "server_rss_mb_before": rss_before / 2**20 if watched else None,
+        "server_rss_mb_after": rss_after / 2**20 if watched else None,
+        "rss_kib_per_connection": (rss_after - rss_before) / 1024 / count if count and watched else None,
+    }
+
+
+def join(ctx: Context, *, joins: int, backlog: int = 60, concurrency: int = 4) -> dict[str, Any]:
+    """Time from opening a socket to its hello, and to the last of a 50-message backlog, in a room with history."""
+    room = f"join-{ctx.tag}"
+    ctx.swarm.call(
+        [
+            {
+                "op": "seed",
+                "url": ctx.server.url,
+                "origin": ctx.server.origin,
+                "room": room,
+                "count": backlog,
+                "timeout": 30,
+            }
+        ],
+        ctx.timeout,
+    )
+    ctx.server.settle(timeout=60)
+    wait_for_quiet(ctx)
+    commands = [
+        {
+            "op": "join",
+            "url": ctx.server.url,
+            "origin": ctx.server.origin,
+            "room": room,
+            "joins": share,
+            "concurrency": concurrency,
+            "timeout": 30,
+        }
+        for share in (len(part) for part in _split(list(range(joins)), len(ctx.swarm)))
+    ]
+    started = time.monotonic()
+    answers = ctx.swarm.call(commands, ctx.timeout + joins)
+    seconds = time.monotonic() - started
+    failures: dict[str, int] = {}
+    for answer in answers:
+        for name, count in answer["failures"].items():
+            failures[name] = failures.get(name, 0) + count
+    ctx.server.settle(timeout=60)
+    done = sum(len(a["backlog"]) for a in answers)
+    return {
+        "scenario": "join",
+        "params": {"joins": joins, "backlog": backlog, "concurrency": concurrency * len(ctx.swarm)},
+        "connections": done,
+        "failures": failures,
+        "joins_per_s": done / seconds,
+        "hello_ms": quantiles_ms([d for a in answers for d in a["hello"]]),
+        "backlog_ms": quantiles_ms([d for a in answers for d in a["backlog"]]),
+        "close_ms": quantiles_ms([d for a in answers for d in a["close"]]),
+    }

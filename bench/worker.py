@@ -1,0 +1,491 @@
+"""One load-generator process: an asyncio loop holding many ``websockets`` client connections, driven over a pipe.
+
+The coordinator (``bench.swarm``) sends one command at a time and waits for its answer; ``progress`` may be asked
+while ``run`` is still going. Every delivery is counted per connection by seq (so a gap is a lost delivery and a
+repeat a duplicate), and its latency is the receive time minus the send time the sender wrote into the body:
+``bench:<sender>:<n>:<time.time_ns()>``. Every wait here has a deadline.
+"""
+
+import asyncio
+import json
+import os
+import time
+import traceback
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from .stats import Histogram
+
+BODY_PREFIX = "bench:"
+_MESSAGE_START = '{"type":"message"'
+_BODY_START = '"body":"' + BODY_PREFIX
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class RefusedError(Exception):
+    """The server accepted the socket, then closed it before its hello."""
+
+
+class Link:
+    """One WebSocket connection: a receiver, and a sender too when it has a sender id."""
+
+    def __init__(self, room: str, sid: int | None) -> None:
+        self.room = room
+        self.sid = sid
+        self.ws: ClientConnection | None = None
+        self.hello: asyncio.Future[dict[str, Any]] | None = None
+        self.reply: asyncio.Future[dict[str, Any]] | None = None  # the next history answer
+        self.base = 0  # the room's last seq when this run began: anything at or below it is old (a backlog)
+        self.last = 0  # the highest seq seen
+        self.received = 0  # distinct bench messages seen
+        self.gaps: list[list[int]] = []  # [lo, hi] runs of seqs skipped, still missing
+        self.duplicates = 0
+        self.late = 0
+        self.backlog = 0  # messages at or below base: a join backlog, or a straggler from an earlier run
+        # Sender side: message number -> send time (ns), until acked; and the window of unreleased sends.
+        self.next_n = 0
+        self.unacked: dict[int, int] = {}
+        self.in_flight: dict[int, int] = {}
+        self.wake = asyncio.Event()
+
+
+class Worker:
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.links: list[Link] = []
+        self.readers: set[asyncio.Task[None]] = set()
+        self.window_ns = (0, 0)
+        self.window_on = "echo"
+        self.capacity = 0  # the in-flight window per sender; 0 means fixed rate
+        self.reset()
+        self.done = asyncio.Event()
+        self.pending: set[asyncio.Task[None]] = set()
+
+    def reset(self) -> None:
+        self.latency = Histogram()  # deliveries of messages sent inside the window
+        self.ack_latency = Histogram()  # acks of messages sent inside the window
+        self.delivered = 0
+        self.delivered_in_window = 0
+        self.acked_in_window = 0
+        self.sent = 0
+        self.acked = 0
+        self.errors: dict[str, int] = {}
+        self.closed_codes: dict[str, int] = {}
+        self.final_seq: dict[str, int] = {}  # the highest acked seq per room
+        self.cpu_marks: list[float] = []
+
+    # Frames in.
+
+    def on_frame(self, link: Link, text: str) -> None:
+        if text.startswith(_MESSAGE_START):
+            # The hot path, once per delivery: read seq and body without decoding the whole frame. A frame laid
+            # out otherwise (or a body with escapes) takes the json path below.
+            at = text.find('"seq":')
+            end = text.find(",", at)
+            start = text.find(_BODY_START, end)
+            if at > 0 and end > 0 and start > 0:
+                body = text[start + 8 : text.find('"', start + 8)]
+                if "\\" not in body:
+                    self.on_message(link, int(text[at + 6 : end]), body)
+                    return
+        data = json.loads(text)
+        kind = data.get("type")
+        if kind == "message":
+            self.on_message(link, data["seq"], data.get("body", ""))
+        elif kind == "ack":
+            self.on_ack(link, data)
+        elif kind == "hello":
+            if link.hello is not None and not link.hello.done():
+                link.hello.set_result(data)
+        elif kind == "history":
+            if link.reply is not None and not link.reply.done():
+                link.reply.set_result(data)
+        elif kind == "error":
+            code = str(data.get("code"))
+            self.errors[code] = self.errors.get(code, 0) + 1
+
+    def on_message(self, link: Link, seq: int, body: str) -> None:
+        if seq <= link.base or not body.startswith(BODY_PREFIX):
+            link.backlog += 1
+            return
+        now = time.time_ns()
+        if seq == link.last + 1:
+            link.last = seq
+        elif seq > link.last:
+            link.gaps.append([link.last + 1, seq - 1])
+            link.last = seq
+        elif self._fill(link, seq):
+            link.late += 1
+        else:
+            link.duplicates += 1
+            return
+        link.received += 1
+        self.delivered += 1
+        _, sender, number, sent_ns = body.split(":", 3)
+        sent = int(sent_ns)
+        start, end = self.window_ns
+        if start <= sent <= end:
+            self.latency.add((now - sent) / 1000)
+        if start <= now <= end:
+            self.delivered_in_window += 1
+        if link.sid is not None and self.window_on == "echo" and int(sender) == link.sid:
+            self._release_through(link, int(number))
+
+    @staticmethod
+    def _fill(link: Link, seq: int) -> bool:
+        for index, (lo, hi) in enumerate(link.gaps):
+            if lo <= seq <= hi:
+                parts = [p for p in ([lo, seq - 1], [seq + 1, hi]) if p[0] <= p[1]]
+                link.gaps[index : index + 1] = parts
+                return True
+        return False
+
+    def on_ack(self, link: Link, data: dict[str, Any]) -> None:
+        number = int(str(data["client_id"]).rsplit("-", 1)[1])
+        sent = link.unacked.pop(number, None)
+        if sent is None:
+            return
+        now = time.time_ns()
+        self.acked += 1
+        self.final_seq[link.room] = max(self.final_seq.get(link.room, 0), data["seq"])
+        start, end = self.window_ns
+        if start <= sent <= end:
+            self.ack_latency.add((now - sent) / 1000)
+        if start <= now <= end:
+            self.acked_in_window += 1
+        if self.window_on == "ack" and link.in_flight.pop(number, None) is not None:
+            link.wake.set()
+
+    def _release_through(self, link: Link, number: int) -> None:
+        # Echoes arrive in order, so an earlier message still in flight was dropped by the layer: release it too.
+        for pending in [n for n in link.in_flight if n <= number]:
+            del link.in_flight[pending]
+        link.wake.set()
+
+    # Connections.
+
+    async def _read(self, link: Link, ws: ClientConnection) -> None:
+        try:
+            async for text in ws:
+                if isinstance(text, str):
+                    self.on_frame(link, text)
+        except ConnectionClosed:
+            pass
+        code = ws.close_code
+        self.closed_codes[str(code)] = self.closed_codes.get(str(code), 0) + 1
+        if link.hello is not None and not link.hello.done():
+            # Closed before its hello (4429: too many sockets, 4404: bad room...): a failed open, at once.
+            link.hello.set_exception(RefusedError(f"closed {code} before hello"))
+
+    async def _open(self, link: Link, url: str, origin: str, timeout: float) -> float:
+        """Open a link and wait for its hello; returns the seconds that took."""
+        started = time.perf_counter()
+        link.hello = asyncio.get_running_loop().create_future()
+        link.ws = await connect(
+            f"{url}/ws/chat/{link.room}/",
+            origin=origin,  # type: ignore[arg-type]
+            compression=None,
+            ping_interval=None,
+            open_timeout=timeout,
+            close_timeout=2,
+            max_size=2**24,
+        )
+        task = asyncio.create_task(self._read(link, link.ws))
+        self.readers.add(task)
+        task.add_done_callback(self.readers.discard)
+        await asyncio.wait_for(link.hello, timeout)
+        return time.perf_counter() - started
+
+    async def op_open(
+        self, url: str, origin: str, links: list[tuple[str, int | None]], concurrency: int, timeout: float
+    ) -> dict[str, Any]:
+        gate = asyncio.Semaphore(concurrency)
+        durations: list[float] = []
+        failures: dict[str, int] = {}
+
+        async def one(link: Link) -> None:
+            async with gate:
+                try:
+                    durations.append(await self._open(link, url, origin, timeout))
+                    self.links.append(link)
+                except Exception as exc:  # any failure to open is counted and reported, by kind
+                    reason = str(exc) if isinstance(exc, RefusedError) else type(exc).__name__
+                    failures[reason] = failures.get(reason, 0) + 1
+                    if link.ws is not None:
+                        await link.ws.close()
+
+        started = time.time()
+        await asyncio.gather(*(one(Link(room, sid)) for room, sid in links))
+        return {
+            "opened": len(durations),
+            "failures": failures,
+            "durations": durations,
+            "started": started,
+            "finished": time.time(),
+        }
+
+    async def op_close(self, timeout: float) -> dict[str, Any]:
+        async def one(link: Link) -> None:
+            if link.ws is not None:
+                try:
+                    await asyncio.wait_for(link.ws.close(), timeout)
+                except (TimeoutError, OSError):
+                    link.ws.transport.abort()
+
+        await asyncio.gather(*(one(link) for link in self.links))
+        closed = len(self.links)
+        self.links = []
+        return {"closed": closed}
+
+    # Traffic.
+
+    async def _send(self, link: Link) -> None:
+        if link.ws is None or link.sid is None:
+            return  # not a sender, or not open: nothing to send
+        number = link.next_n
+        link.next_n += 1
+        now = time.time_ns()
+        link.unacked[number] = now
+        if self.capacity:
+            link.in_flight[number] = now
+        self.sent += 1
+        await link.ws.send(
+            f'{{"type":"message","body":"{BODY_PREFIX}{link.sid}:{number}:{now}","client_id":"b{link.sid}-{number}"}}'
+        )
+
+    async def _send_at_rate(self, link: Link, begin: float, end: float, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = begin
+        while due < end:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            await self._send(link)
+            due += interval
+
+    async def _send_in_window(self, link: Link, begin: float, end: float, stale_ns: int) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, begin - loop.time()))
+        while loop.time() < end:
+            if len(link.in_flight) >= self.capacity:
+                link.wake.clear()
+                try:
+                    await asyncio.wait_for(link.wake.wait(), min(1.0, max(0.001, end - loop.time())))
+                except TimeoutError:
+                    # A window that has not moved for a while lost its echoes: free the oldest slots.
+                    cutoff = time.time_ns() - stale_ns
+                    for number in [n for n, t in link.in_flight.items() if t < cutoff]:
+                        del link.in_flight[number]
+                continue
+            await self._send(link)
+
+    async def op_run(
+        self,
+        start: float,
+        duration: float,
+        warmup: float,
+        rate: float,
+        window: int,
+        window_on: str,
+        spread: int,
+        stale: float,
+        ack_wait: float,
+        base_seq: dict[str, int],
+    ) -> dict[str, Any]:
+        """Send from every sender link: ``rate`` messages/s each, or as fast as a window of ``window`` allows."""
+        loop = asyncio.get_running_loop()
+        self.reset()
+        self.capacity, self.window_on = window, window_on
+        offset = start - time.time()  # seconds from now, wall clock, mapped onto the loop's clock
+        begin, end = loop.time() + offset, loop.time() + offset + duration
+        self.window_ns = (int((start + warmup) * 1e9), int((start + duration) * 1e9))
+        loop.call_at(begin + warmup, lambda: self.cpu_marks.append(_cpu_seconds()))
+        loop.call_at(end, lambda: self.cpu_marks.append(_cpu_seconds()))
+        for link in self.links:
+            # Each run is counted on its own, from the room's last seq when it begins.
+            link.base = link.last = base_seq.get(link.room, 0)
+            link.received, link.gaps, link.duplicates, link.late = 0, [], 0, 0
+        senders = [link for link in self.links if link.sid is not None]
+        jobs = []
+        for link in senders:
+            # Message numbers go on across runs: a client_id used again would be answered as a resend.
+            link.unacked, link.in_flight = {}, {}
+            if window:
+                jobs.append(self._send_in_window(link, begin, end, int(stale * 1e9)))
+            else:
+                # Stagger all ``spread`` senders of the run over one interval: no burst at the top of each.
+                interval = 1 / rate
+                phase = interval * ((link.sid or 0) % spread) / spread
+                jobs.append(self._send_at_rate(link, begin + phase, end, interval))
+        await asyncio.gather(*jobs)
+        deadline = loop.time() + ack_wait
+        while any(link.unacked for link in senders) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return {
+            "sent": self.sent,
+            "acked": self.acked,
+            "final_seq": self.final_seq,
+            "unacked": sum(len(link.unacked) for link in senders),
+        }
+
+    def op_progress(self, final_seq: dict[str, int]) -> dict[str, Any]:
+        expected = sum(max(0, final_seq.get(link.room, 0) - link.base) for link in self.links)
+        return {"expected": expected, "received": sum(link.received for link in self.links)}
+
+    async def op_heal(self, final_seq: dict[str, int], budget: float, concurrency: int) -> dict[str, Any]:
+        """Ask ``history`` for every seq a link missed, as chatsite's page does; count what the log gives back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget
+        gate = asyncio.Semaphore(concurrency)
+        totals = {"missing": 0, "healed": 0, "requests": 0, "unhealed_in_budget": 0}
+
+        async def one(link: Link) -> None:
+            runs = [(lo, hi) for lo, hi in link.gaps]
+            if link.last < final_seq.get(link.room, 0):
+                runs.append((link.last + 1, final_seq[link.room]))
+            missing = sum(hi - lo + 1 for lo, hi in runs)
+            totals["missing"] += missing
+            healed = 0
+            async with gate:
+                for lo, hi in runs:
+                    top = hi
+                    while top >= lo and loop.time() < deadline and link.ws is not None:
+                        limit = min(100, top - lo + 1)
+                        link.reply = loop.create_future()
+                        await link.ws.send(json.dumps({"type": "history", "before": top + 1, "limit": limit}))
+                        totals["requests"] += 1
+                        try:
+                            answer = await asyncio.wait_for(link.reply, max(0.1, deadline - loop.time()))
+                        except TimeoutError:
+                            break
+                        healed += sum(1 for m in answer["messages"] if lo <= m["seq"] <= top)
+                        top -= limit
+            totals["healed"] += healed
+            totals["unhealed_in_budget"] += missing - healed
+
+        await asyncio.gather(*(one(link) for link in self.links))
+        return totals
+
+    def op_stats(self) -> dict[str, Any]:
+        cpu = self.cpu_marks[1] - self.cpu_marks[0] if len(self.cpu_marks) >= 2 else None
+        return {
+            "latency": self.latency.to_dict(),
+            "ack_latency": self.ack_latency.to_dict(),
+            "delivered": self.delivered,
+            "delivered_in_window": self.delivered_in_window,
+            "acked_in_window": self.acked_in_window,
+            "sent": self.sent,
+            "acked": self.acked,
+            "received": sum(link.received for link in self.links),
+            "duplicates": sum(link.duplicates for link in self.links),
+            "late": sum(link.late for link in self.links),
+            "errors": self.errors,
+            "closed_codes": self.closed_codes,
+            "cpu_seconds": cpu,
+        }
+
+    # Joining: open, wait for hello and the backlog, close.
+
+    async def op_join(
+        self, url: str, origin: str, room: str, joins: int, concurrency: int, timeout: float
+    ) -> dict[str, Any]:
+        gate = asyncio.Semaphore(concurrency)
+        hello_s: list[float] = []
+        backlog_s: list[float] = []
+        close_s: list[float] = []
+        failures: dict[str, int] = {}
+
+        async def one() -> None:
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    async with connect(
+                        f"{url}/ws/chat/{room}/",
+                        origin=origin,
+                        compression=None,  # type: ignore[arg-type]
+                        ping_interval=None,
+                        open_timeout=timeout,
+                        max_size=2**24,
+                        # Others' joins and leaves keep arriving after the backlog; with a bounded queue, unread
+                        # frames would pause reading, and the close handshake would wait for close_timeout.
+                        max_queue=None,
+                    ) as ws:
+                        hello = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                        hello_s.append(time.perf_counter() - started)
+                        wanted = min(50, hello.get("last_seq", 0))
+                        while wanted > 0:
+                            frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                            wanted -= frame.get("type") == "message"  # not the joins and leaves of the others
+                        backlog_s.append(time.perf_counter() - started)
+                        closing = time.perf_counter()
+                    close_s.append(time.perf_counter() - closing)
+                except Exception as exc:  # any failure to join is counted and reported, by kind
+                    failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+
+        await asyncio.gather(*(one() for _ in range(joins)))
+        return {"hello": hello_s, "backlog": backlog_s, "close": close_s, "failures": failures}
+
+    async def op_seed(self, url: str, origin: str, room: str, count: int, timeout: float) -> dict[str, Any]:
+        """Post ``count`` messages to a room, one at a time, each acked before the next."""
+        async with connect(
+            f"{url}/ws/chat/{room}/",
+            origin=origin,
+            compression=None,  # type: ignore[arg-type]
+            ping_interval=None,
+            open_timeout=timeout,
+        ) as ws:
+            acked = 0
+            for number in range(count):
+                await ws.send(json.dumps({"type": "message", "body": f"seed {number}", "client_id": f"seed-{number}"}))
+                while acked <= number:
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                    if frame.get("type") == "ack":
+                        acked += 1
+        return {"seeded": acked}
+
+    # The command loop.
+
+    async def handle(self, command: dict[str, Any]) -> None:
+        op = command.pop("op")
+        try:
+            method = getattr(self, f"op_{op}")
+            result = method(**command)
+            if asyncio.iscoroutine(result):
+                result = await result
+            self.pipe.send({"ok": result})
+        except Exception:
+            self.pipe.send({"error": traceback.format_exc()})
+
+    def on_command(self) -> None:
+        try:
+            command = self.pipe.recv()
+        except (EOFError, OSError):
+            # The coordinator is gone: so is the reason to run.
+            command = {"op": "exit"}
+        if command.get("op") == "exit":
+            self.done.set()
+            return
+        task = asyncio.create_task(self.handle(command))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.pipe.fileno(), self.on_command)
+        await self.done.wait()
+        loop.remove_reader(self.pipe.fileno())
+        await self.op_close(timeout=2)
+
+
+def main(pipe: Any) -> None:
+    """The worker process's entry point."""
+    try:
+        import uvloop
+
+        uvloop.run(Worker(pipe).serve())
+    except ImportError:
+        asyncio.run(Worker(pipe).serve())
