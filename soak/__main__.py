@@ -265,7 +265,7 @@ def _pubsub_channels(port: int) -> dict[str, int]:
 
     client = redis.Redis(port=port)
     try:
-        names = [n.decode() for n in client.pubsub_channels()]
+        names = [n.decode() if isinstance(n, bytes) else n for n in client.pubsub_channels()]
     finally:
         client.close()
     return {

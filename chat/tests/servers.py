@@ -266,7 +266,7 @@ class PostgresServer:
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the cluster: ``fast`` disconnects every client cleanly, ``immediate`` is a crash (no checkpoint)."""
-        if self.dir is not None and (self.dir / "data" / "postmaster.pid").exists():
+        if self.dir is not None and self.bindir is not None and (self.dir / "data" / "postmaster.pid").exists():
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "stop")
 
     def destroy(self) -> None:

@@ -92,7 +92,7 @@ class HostileTestCase(ConsumerTestCase):
 
     async def answers(self, socket: Socket, count: int) -> list[dict[str, Any]]:
         """The next ``count`` acks and errors on ``socket`` (skipping presence and message frames)."""
-        found = []
+        found: list[dict[str, Any]] = []
         while len(found) < count:
             frame = await socket.receive()
             if frame["type"] in ("ack", "error"):
@@ -538,7 +538,8 @@ class RealServerHostileTests(RealServerTestCase):
                         ) as socket:
                             with self.assertRaises(ConnectionClosed) as closed:
                                 await socket.recv()
-                            self.assertEqual(closed.exception.rcvd.code, protocol.CLOSE_ROOM_NOT_FOUND)
+                            received = closed.exception.rcvd
+                            self.assertEqual(received.code if received else None, protocol.CLOSE_ROOM_NOT_FOUND)
                     except InvalidStatus as refused:
                         self.assertGreaterEqual(refused.response.status_code, 400)
                     except TimeoutError:
