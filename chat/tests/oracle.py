@@ -19,6 +19,7 @@ failure says everything that went wrong.
 import asyncio
 import contextlib
 import re
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -166,7 +167,7 @@ def check_servers(servers: Iterable[Server], *, killed: Iterable[Server] = ()) -
         if server not in killed:
             if not server.running:
                 problems.append(f"server {server.url} exited (code {server.process and server.process.returncode})")
-            elif not server.healthy():
+            elif not healthy_within(server, HEALTH_DEADLINE_SECONDS):
                 problems.append(f"server {server.url} does not answer /healthz with 200: {health(server)}")
         handled, unhandled = tracebacks(server.log())
         handled_count += len(handled)
@@ -175,6 +176,19 @@ def check_servers(servers: Iterable[Server], *, killed: Iterable[Server] = ()) -
         if len(unhandled) > 3:
             problems.append(f"server {server.url} logged {len(unhandled) - 3} more unhandled tracebacks")
     return problems, handled_count
+
+
+# A fault may have just ended: a server counts as healthy if /healthz answers 200 within this many seconds.
+HEALTH_DEADLINE_SECONDS = 10
+
+
+def healthy_within(server: Server, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not server.healthy():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
 
 
 def health(server: Server) -> str:
