@@ -5,7 +5,9 @@ which runs the same store in a thread). The broadcast happens only after the com
 see is already in the log, and a client that missed a broadcast finds the message by seq.
 """
 
+import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,33 +55,101 @@ def message_payload(message: Message, room_name: str) -> dict[str, Any]:
     )
 
 
-def _next_seq_sql() -> str:
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A message checked and ready to store: body cleaned, client_id valid."""
+
+    room: Room
+    author: str
+    user: User | None
+    body: str
+    client_id: str | None
+
+
+def _draft(*, room: Room, author: str, user: User | None, body: str, client_id: str | None) -> Draft:
+    return Draft(
+        room=room,
+        author=author,
+        user=user,
+        body=protocol.clean_body(body, settings.CHAT_MAX_MESSAGE_LENGTH),
+        client_id=protocol.clean_client_id(client_id),
+    )
+
+
+def _take_seqs_sql() -> str:
     table = connection.ops.quote_name(Room._meta.db_table)
     # Only the table name is interpolated, and it comes from the model, never from input.
-    return f"UPDATE {table} SET last_seq = last_seq + 1, last_activity = %s WHERE id = %s RETURNING last_seq"  # noqa: S608
+    return f"UPDATE {table} SET last_seq = last_seq + %s, last_activity = %s WHERE id = %s RETURNING last_seq"  # noqa: S608
+
+
+def _already_stored(drafts: list[Draft]) -> dict[tuple[int, str], Message]:
+    """The logged messages that drafts repeat by (room, client_id): resends."""
+    wanted = {(d.room.pk, d.client_id) for d in drafts if d.client_id is not None}
+    if not wanted:
+        return {}
+    found = Message.objects.filter(room_id__in={r for r, _ in wanted}, client_id__in={c for _, c in wanted})
+    return {key: m for m in found if (key := (m.room_id, m.client_id or "")) in wanted}
+
+
+def _insert(drafts: list[Draft]) -> list[Posted]:
+    """Store drafts inside the caller's transaction: one seq range per room and one INSERT for all of them."""
+    now = timezone.now()
+    stored = _already_stored(drafts)
+    first: dict[tuple[int, str], int] = {}  # (room, client_id) -> the first draft in this batch that has it
+    fresh: dict[int, list[int]] = {}  # room pk -> the drafts it stores, in arrival order
+    for index, draft in enumerate(drafts):
+        if draft.client_id is not None:
+            key = (draft.room.pk, draft.client_id)
+            if key in stored or key in first:
+                continue
+            first[key] = index
+        fresh.setdefault(draft.room.pk, []).append(index)
+    new: dict[int, Message] = {}
+    with connection.cursor() as cursor:
+        # Taking seqs locks the room's row (PostgreSQL; SQLite's IMMEDIATE transactions lock the whole database)
+        # until commit, so seqs are handed out and committed in one order: gapless. Rooms are locked in pk order,
+        # so that two processes' batches cannot deadlock.
+        for room_pk in sorted(fresh):
+            indexes = fresh[room_pk]
+            cursor.execute(_take_seqs_sql(), [len(indexes), now, room_pk])
+            (last,) = cursor.fetchone()
+            for seq, index in enumerate(indexes, start=last - len(indexes) + 1):
+                d = drafts[index]
+                new[index] = Message(
+                    room=d.room, seq=seq, author=d.author, user=d.user, body=d.body, client_id=d.client_id, created=now
+                )
+    Message.objects.bulk_create(new.values())
+    posted = []
+    for index, draft in enumerate(drafts):
+        if index in new:
+            posted.append(Posted(message=new[index], created=True))
+            continue
+        key = (draft.room.pk, draft.client_id or "")
+        original = stored.get(key) or new[first[key]]
+        posted.append(Posted(message=original, created=False))
+    return posted
+
+
+def _store_all(drafts: list[Draft]) -> list[Posted]:
+    """Store drafts in one transaction; a resent client_id answers the message already stored."""
+    try:
+        with transaction.atomic():
+            return _insert(drafts)
+    except IntegrityError:
+        # Another writer stored one of these client_ids after the lookup. The transaction rolled back, seqs
+        # included; one by one, the lookup finds it.
+        if len(drafts) > 1:
+            return [posted for draft in drafts for posted in _store_all([draft])]
+        (draft,) = drafts
+        existing = Message.objects.filter(room_id=draft.room.pk, client_id=draft.client_id).first()
+        if draft.client_id is None or existing is None:
+            raise
+        return [Posted(message=existing, created=False)]
 
 
 def _store(*, room: Room, author: str, user: User | None, body: str, client_id: str | None) -> Posted:
-    body = protocol.clean_body(body, settings.CHAT_MAX_MESSAGE_LENGTH)
-    client_id = protocol.clean_client_id(client_id)
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            # Taking the next seq locks the room's row (PostgreSQL; SQLite's IMMEDIATE transactions lock the
-            # whole database) until commit, so seqs are handed out and committed in one order: gapless.
-            with connection.cursor() as cursor:
-                cursor.execute(_next_seq_sql(), [now, room.pk])
-                (seq,) = cursor.fetchone()
-            message = Message.objects.create(
-                room_id=room.pk, seq=seq, author=author, user=user, body=body, client_id=client_id, created=now
-            )
-    except IntegrityError:
-        # A resend: this client_id is already stored in this room. The transaction, seq included, rolled back.
-        existing = Message.objects.filter(room_id=room.pk, client_id=client_id).first() if client_id else None
-        if existing is None:
-            raise
-        return Posted(message=existing, created=False)
-    return Posted(message=message, created=True)
+    """Store one message, without broadcasting it."""
+    return _store_all([_draft(room=room, author=author, user=user, body=body, client_id=client_id)])[0]
 
 
 def _event(posted: Posted, room: Room) -> dict[str, Any]:
@@ -102,22 +172,78 @@ def message_create(
     return posted
 
 
-_astore = database_sync_to_async(_store)
+_astore_all = database_sync_to_async(_store_all)
+
+# The most messages one transaction stores; more wait for the next.
+GROUP_COMMIT_MAX = 100
+
+
+class GroupCommit:
+    """The socket path's writer: messages posted while the database thread is busy are stored together.
+
+    Idle, a message is stored at once, alone. Under load, everything that arrived during one commit goes into the
+    next, so the cost of a transaction and of a database-thread hop is shared (measured in docs/performance.md).
+    Broadcasts go out in commit order, each after its commit.
+    """
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Draft, asyncio.Future[Posted]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def post(self, draft: Draft) -> Posted:
+        future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
+        self.waiting.append((draft, future))
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[:GROUP_COMMIT_MAX], self.waiting[GROUP_COMMIT_MAX:]
+                await self._commit(batch)
+        finally:
+            self.writer = None
+
+    async def _commit(self, batch: list[tuple[Draft, asyncio.Future[Posted]]]) -> None:
+        try:
+            results = await _astore_all([draft for draft, _ in batch])
+        except DatabaseError as exc:
+            logger.warning("storing %d message(s) failed: %r", len(batch), exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(
+                        ClientError(protocol.UNAVAILABLE, "The message could not be stored; send it again.")
+                    )
+            return
+        except Exception as exc:  # a bug: each poster raises it, as if it had stored alone
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (draft, future), posted in zip(batch, results, strict=True):
+            # A poster that went away (its socket closed) was stored anyway; its resend will be answered by seq.
+            if not future.done():
+                future.set_result(posted)
+            if posted.created:
+                metrics.MESSAGES_STORED.inc()
+                await broadcast(draft.room.name, _event(posted, draft.room))
+
+
+# One writer per event loop: its futures and its task belong to the loop.
+_group_commits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit]" = weakref.WeakKeyDictionary()
 
 
 async def amessage_create(
     *, room: Room, author: str, user: User | None = None, body: str, client_id: str | None = None
 ) -> Posted:
-    """The async twin of message_create for consumers: the same store, then an awaited broadcast."""
-    try:
-        posted = await _astore(room=room, author=author, user=user, body=body, client_id=client_id)
-    except DatabaseError as exc:
-        logger.warning("storing a message in room=%s failed: %r", room.name, exc)
-        raise ClientError(protocol.UNAVAILABLE, "The message could not be stored; send it again.") from None
-    if posted.created:
-        metrics.MESSAGES_STORED.inc()
-        await broadcast(room.name, _event(posted, room))
-    return posted
+    """The async twin of message_create for consumers: the same checks and store, batched with other posts."""
+    draft = _draft(room=room, author=author, user=user, body=body, client_id=client_id)
+    loop = asyncio.get_running_loop()
+    writer = _group_commits.get(loop)
+    if writer is None:
+        writer = _group_commits[loop] = GroupCommit()
+    return await writer.post(draft)
 
 
 @database_sync_to_async

@@ -1,11 +1,13 @@
 """The one write path: gapless per-room seqs, idempotent resends, the broadcast, and the readers of the log."""
 
+import asyncio
 from unittest import mock
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.test import SimpleTestCase, TestCase, override_settings
+from django.test.utils import CaptureQueriesContext
 
 from chat import protocol, services
 from chat.exceptions import ClientError
@@ -255,12 +257,172 @@ class AsyncMessageCreateFailureTests(SimpleTestCase):
     def test_a_database_error_while_storing_becomes_an_unavailable_client_error(self):
         failing_store = mock.AsyncMock(side_effect=DatabaseError("disk I/O error"))
         with (
-            mock.patch.object(services, "_astore", failing_store),
+            mock.patch.object(services, "_astore_all", failing_store),
             self.assertLogs("chat.services", "WARNING"),
             self.assertRaises(ClientError) as caught,
         ):
             async_to_sync(services.amessage_create)(room=Room(name="general"), author="ada", body="hi")
         self.assertEqual(caught.exception.code, protocol.UNAVAILABLE)
+
+
+def draft(room: Room, body: str = "hello", *, client_id: str | None = None) -> services.Draft:
+    return services.Draft(room=room, author="ada", user=None, body=body, client_id=client_id)
+
+
+class StoreAllTests(TestCase):
+    """_store_all stores a batch of drafts in one transaction, as the socket path's group commit does."""
+
+    def setUp(self):
+        self.room = Room.objects.create(name="general")
+        self.other = Room.objects.create(name="other")
+
+    def test_a_batch_across_two_rooms_numbers_each_room_in_arrival_order(self):
+        order = [self.room, self.other, self.room, self.other, self.room]
+        posted = services._store_all([draft(room, f"m{i}") for i, room in enumerate(order)])
+        got = [(p.message.room.name, p.message.seq, p.message.body) for p in posted]
+        self.assertEqual(
+            got,
+            [("general", 1, "m0"), ("other", 1, "m1"), ("general", 2, "m2"), ("other", 2, "m3"), ("general", 3, "m4")],
+        )
+
+    def test_a_batch_is_stored_with_one_insert(self):
+        with CaptureQueriesContext(connection) as queries:
+            services._store_all([draft(self.room, f"m{i}", client_id=f"c-{i}") for i in range(10)])
+        inserts = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT")]
+        self.assertEqual((len(inserts), Message.objects.count()), (1, 10))
+
+    def test_a_batch_advances_each_room_last_seq_by_what_it_stored(self):
+        services._store_all([draft(self.room), draft(self.other), draft(self.room)])
+        self.room.refresh_from_db()
+        self.other.refresh_from_db()
+        self.assertEqual((self.room.last_seq, self.other.last_seq), (2, 1))
+
+    def test_a_resend_in_a_batch_answers_the_original_and_takes_no_seq(self):
+        original = post(self.room, "first", client_id="c-1").message
+        posted = services._store_all(
+            [draft(self.room, "x", client_id="c-2"), draft(self.room, "first", client_id="c-1")]
+        )
+        self.assertEqual([(p.created, p.message.seq) for p in posted], [(True, 2), (False, original.seq)])
+        self.assertEqual(Message.objects.count(), 2)
+
+    def test_one_client_id_twice_in_a_batch_is_stored_once_and_both_get_its_seq(self):
+        posted = services._store_all(
+            [draft(self.room, "a", client_id="c-1"), draft(self.room, "a", client_id="c-1"), draft(self.room, "b")]
+        )
+        self.assertEqual([(p.created, p.message.seq) for p in posted], [(True, 1), (False, 1), (True, 2)])
+        self.room.refresh_from_db()
+        self.assertEqual((Message.objects.count(), self.room.last_seq), (2, 2))
+
+    def test_a_client_id_stored_by_another_writer_after_the_lookup_falls_back_to_one_by_one(self):
+        original = post(self.room, "first", client_id="c-1").message
+        real_lookup = services._already_stored
+        calls = []
+
+        def stale_first_lookup(drafts):
+            # As if another process committed c-1 between this batch's lookup and its insert.
+            calls.append(len(drafts))
+            return {} if len(calls) == 1 else real_lookup(drafts)
+
+        with mock.patch.object(services, "_already_stored", stale_first_lookup):
+            posted = services._store_all(
+                [draft(self.room, "new", client_id="c-2"), draft(self.room, "first", client_id="c-1")]
+            )
+        self.assertEqual([(p.created, p.message.seq) for p in posted], [(True, 2), (False, original.seq)])
+        self.room.refresh_from_db()
+        self.assertEqual(list(Message.objects.values_list("seq", flat=True)), [1, 2])
+        self.assertEqual(self.room.last_seq, 2)
+
+
+class GroupCommitTests(ChatTransactionTestCase):
+    """amessage_create batches what arrives while the database thread is busy: one transaction for many posts."""
+
+    def setUp(self):
+        self.room = Room.objects.create(name="general")
+        self.batches: list[int] = []
+        real = services._astore_all
+
+        async def counting(drafts):
+            self.batches.append(len(drafts))
+            return await real(drafts)
+
+        patcher = mock.patch.object(services, "_astore_all", counting)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def post_together(self, count: int, listener_room: str = "general"):
+        async def scenario():
+            async with RoomListener(listener_room) as listener:
+                posted = await asyncio.gather(
+                    *(
+                        services.amessage_create(room=self.room, author="ada", body=f"m{i}", client_id=f"c-{i}")
+                        for i in range(count)
+                    )
+                )
+                return posted, [(await listener.receive())["seq"] for _ in range(count)]
+
+        return async_to_sync(scenario)()
+
+    def test_posts_that_arrive_together_are_stored_in_one_transaction(self):
+        self.post_together(20)
+        self.assertEqual(self.batches, [20])
+
+    def test_posts_stored_together_get_seqs_in_posting_order(self):
+        posted, _ = self.post_together(20)
+        self.assertEqual([(p.message.seq, p.message.body) for p in posted], [(i + 1, f"m{i}") for i in range(20)])
+
+    def test_posts_stored_together_are_broadcast_in_seq_order(self):
+        _, broadcast_seqs = self.post_together(20)
+        self.assertEqual(broadcast_seqs, list(range(1, 21)))
+
+    @mock.patch.object(services, "GROUP_COMMIT_MAX", 8)
+    def test_a_transaction_stores_at_most_group_commit_max_posts(self):
+        posted, _ = self.post_together(20)
+        self.assertEqual(self.batches, [8, 8, 4])
+        self.assertEqual([p.message.seq for p in posted], list(range(1, 21)))
+
+    def test_a_post_alone_is_stored_alone(self):
+        async def one_by_one():
+            return [
+                (await services.amessage_create(room=self.room, author="ada", body=f"m{i}")).message.seq
+                for i in range(3)
+            ]
+
+        self.assertEqual(async_to_sync(one_by_one)(), [1, 2, 3])
+        self.assertEqual(self.batches, [1, 1, 1])
+
+    def test_a_poster_that_goes_away_before_its_commit_still_has_its_message_stored(self):
+        async def scenario():
+            first = asyncio.ensure_future(services.amessage_create(room=self.room, author="ada", body="gone"))
+            second = asyncio.ensure_future(services.amessage_create(room=self.room, author="ada", body="stays"))
+            await asyncio.sleep(0)  # both are waiting for the writer
+            first.cancel()
+            return (await second).message.seq
+
+        self.assertEqual(async_to_sync(scenario)(), 2)
+        self.assertEqual(list(Message.objects.order_by("seq").values_list("body", flat=True)), ["gone", "stays"])
+
+    def test_a_failed_commit_answers_every_post_in_it_unavailable_and_the_next_commit_stores(self):
+        real = services._astore_all
+        failures = [DatabaseError("server closed the connection")]
+
+        async def failing_once(drafts):
+            if failures:
+                raise failures.pop()
+            return await real(drafts)
+
+        async def scenario():
+            with mock.patch.object(services, "_astore_all", failing_once):
+                first = await asyncio.gather(
+                    *(services.amessage_create(room=self.room, author="ada", body=f"m{i}") for i in range(3)),
+                    return_exceptions=True,
+                )
+                again = await services.amessage_create(room=self.room, author="ada", body="again")
+            return first, again
+
+        with self.assertLogs("chat.services", "WARNING"):
+            first, again = async_to_sync(scenario)()
+        self.assertEqual([getattr(e, "code", e) for e in first], [protocol.UNAVAILABLE] * 3)
+        self.assertEqual((again.created, again.message.seq), (True, 1))
 
 
 class LogReaderTestCase(ChatTransactionTestCase):
