@@ -205,6 +205,7 @@ def _header(results: dict[str, Any]) -> list[str]:
 def write(results: dict[str, Any], output: Path, plots_from: Path | None = None) -> None:
     plan = results["plan"]
     rate_label = f"{plan['rate']:g} msg/s"
+    output.parent.mkdir(parents=True, exist_ok=True)
     throughput_png = output.with_name(f"{output.stem}-throughput.png")
     cdf_png = output.with_name(f"{output.stem}-latency-cdf.png")
     plots.throughput(results, throughput_png)

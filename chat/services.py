@@ -76,49 +76,74 @@ def _draft(*, room: Room, author: str, user: User | None, body: str, client_id: 
     )
 
 
-def _take_seqs_sql() -> str:
-    table = connection.ops.quote_name(Room._meta.db_table)
-    # Only the table name is interpolated, and it comes from the model, never from input.
-    return f"UPDATE {table} SET last_seq = last_seq + %s, last_activity = %s WHERE id = %s RETURNING last_seq"  # noqa: S608
+def _sql(template: str, **placeholders: str) -> str:
+    # Only table names and runs of %s are interpolated: never input, which goes in as parameters.
+    quote = connection.ops.quote_name
+    return template.format(room=quote(Room._meta.db_table), message=quote(Message._meta.db_table), **placeholders)
 
 
-def _already_stored(drafts: list[Draft]) -> dict[tuple[int, str], Message]:
+def _marks(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+# The write path speaks SQL directly: the ORM's query building cost more than the queries (docs/performance.md).
+TAKE_SEQS = "UPDATE {room} SET last_seq = last_seq + %s, last_activity = %s WHERE id = %s RETURNING last_seq"
+FIND_CLIENT_IDS = "SELECT id, room_id, client_id FROM {message} WHERE room_id IN ({rooms}) AND client_id IN ({ids})"
+INSERT = (
+    "INSERT INTO {message} (room_id, seq, author, user_id, body, client_id, created) VALUES {rows}"
+    " RETURNING id, room_id, seq"
+)
+
+
+def _already_stored(cursor: Any, drafts: list[Draft]) -> dict[tuple[int, str], Message]:
     """The logged messages that drafts repeat by (room, client_id): resends."""
     wanted = {(d.room.pk, d.client_id) for d in drafts if d.client_id is not None}
     if not wanted:
         return {}
-    found = Message.objects.filter(room_id__in={r for r, _ in wanted}, client_id__in={c for _, c in wanted})
-    return {key: m for m in found if (key := (m.room_id, m.client_id or "")) in wanted}
+    rooms, ids = sorted({r for r, _ in wanted}), sorted({c for _, c in wanted})
+    cursor.execute(_sql(FIND_CLIENT_IDS, rooms=_marks(len(rooms)), ids=_marks(len(ids))), [*rooms, *ids])
+    found = {(room, client): pk for pk, room, client in cursor.fetchall() if (room, client) in wanted}
+    if not found:
+        return {}
+    originals = Message.objects.in_bulk(found.values())  # resends are rare: the ORM is fine here
+    return {key: originals[pk] for key, pk in found.items()}
 
 
 def _insert(drafts: list[Draft]) -> list[Posted]:
     """Store drafts inside the caller's transaction: one seq range per room and one INSERT for all of them."""
     now = timezone.now()
-    stored = _already_stored(drafts)
-    first: dict[tuple[int, str], int] = {}  # (room, client_id) -> the first draft in this batch that has it
-    fresh: dict[int, list[int]] = {}  # room pk -> the drafts it stores, in arrival order
-    for index, draft in enumerate(drafts):
-        if draft.client_id is not None:
-            key = (draft.room.pk, draft.client_id)
-            if key in stored or key in first:
-                continue
-            first[key] = index
-        fresh.setdefault(draft.room.pk, []).append(index)
-    new: dict[int, Message] = {}
+    created = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
+        stored = _already_stored(cursor, drafts)
+        first: dict[tuple[int, str], int] = {}  # (room, client_id) -> the first draft in this batch that has it
+        fresh: dict[int, list[int]] = {}  # room pk -> the drafts it stores, in arrival order
+        for index, draft in enumerate(drafts):
+            if draft.client_id is not None:
+                key = (draft.room.pk, draft.client_id)
+                if key in stored or key in first:
+                    continue
+                first[key] = index
+            fresh.setdefault(draft.room.pk, []).append(index)
+        new: dict[int, Message] = {}
         # Taking seqs locks the room's row (PostgreSQL; SQLite's IMMEDIATE transactions lock the whole database)
         # until commit, so seqs are handed out and committed in one order: gapless. Rooms are locked in pk order,
         # so that two processes' batches cannot deadlock.
         for room_pk in sorted(fresh):
             indexes = fresh[room_pk]
-            cursor.execute(_take_seqs_sql(), [len(indexes), now, room_pk])
+            cursor.execute(_sql(TAKE_SEQS), [len(indexes), created, room_pk])
             (last,) = cursor.fetchone()
             for seq, index in enumerate(indexes, start=last - len(indexes) + 1):
                 d = drafts[index]
                 new[index] = Message(
                     room=d.room, seq=seq, author=d.author, user=d.user, body=d.body, client_id=d.client_id, created=now
                 )
-    Message.objects.bulk_create(new.values())
+        if new:
+            rows = [(m.room_id, m.seq, m.author, m.user_id, m.body, m.client_id, created) for m in new.values()]
+            sql = _sql(INSERT, rows=", ".join([f"({_marks(7)})"] * len(rows)))
+            cursor.execute(sql, [value for row in rows for value in row])
+            by_seq = {(m.room_id, m.seq): m for m in new.values()}
+            for pk, room_pk, seq in cursor.fetchall():  # RETURNING's row order is not promised, so match by key
+                by_seq[room_pk, seq].pk = pk
     posted = []
     for index, draft in enumerate(drafts):
         if index in new:

@@ -318,10 +318,10 @@ class StoreAllTests(TestCase):
         real_lookup = services._already_stored
         calls = []
 
-        def stale_first_lookup(drafts):
+        def stale_first_lookup(cursor, drafts):
             # As if another process committed c-1 between this batch's lookup and its insert.
             calls.append(len(drafts))
-            return {} if len(calls) == 1 else real_lookup(drafts)
+            return {} if len(calls) == 1 else real_lookup(cursor, drafts)
 
         with mock.patch.object(services, "_already_stored", stale_first_lookup):
             posted = services._store_all(
@@ -592,6 +592,22 @@ class ConcurrentWriterTests(ChatTransactionTestCase):
         )
         self.assertEqual({posted.message.seq for posted in results}, {1})
         self.assertEqual(sum(posted.created for posted in results), 1)
+
+    def test_concurrent_batches_across_two_rooms_keep_both_rooms_gapless(self):
+        # Each thread is one process's group commit; batches lock the two rooms in opposite arrival orders.
+        other = Room.objects.create(name="other")
+
+        def write(index: int) -> None:
+            rooms = [Room.objects.get(pk=self.room.pk), Room.objects.get(pk=other.pk)]
+            if index % 2:
+                rooms.reverse()
+            for n in range(10):
+                services._store_all([draft(rooms[k % 2], f"{index}-{n}-{k}") for k in range(4)])
+
+        run_in_threads(self.THREADS, write)
+        for room in [self.room, other]:
+            stored = list(Message.objects.filter(room=room).order_by("seq").values_list("seq", flat=True))
+            self.assertEqual(stored, list(range(1, self.THREADS * 10 * 2 + 1)), room.name)
 
     def test_concurrent_writers_to_two_rooms_keep_both_rooms_gapless(self):
         other = Room.objects.create(name="other")
