@@ -8,6 +8,7 @@ see is already in the log, and a client that missed a broadcast finds the messag
 import asyncio
 import logging
 import weakref
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +88,11 @@ def _marks(count: int) -> str:
 
 
 # The write path speaks SQL directly: the ORM's query building cost more than the queries (docs/performance.md).
-TAKE_SEQS = "UPDATE {room} SET last_seq = last_seq + %s, last_activity = %s WHERE id = %s RETURNING last_seq"
+LOCK_ROOMS = "SELECT id FROM {room} WHERE id IN ({rooms}) ORDER BY id FOR UPDATE"
+TAKE_SEQS = (
+    "UPDATE {room} SET last_seq = last_seq + CASE id {cases} END, last_activity = %s WHERE id IN ({rooms})"
+    " RETURNING id, last_seq"
+)
 FIND_CLIENT_IDS = "SELECT id, room_id, client_id FROM {message} WHERE room_id IN ({rooms}) AND client_id IN ({ids})"
 INSERT = (
     "INSERT INTO {message} (room_id, seq, author, user_id, body, client_id, created) VALUES {rows}"
@@ -109,6 +114,25 @@ def _already_stored(cursor: Any, drafts: list[Draft]) -> dict[tuple[int, str], M
     return {key: originals[pk] for key, pk in found.items()}
 
 
+def _take_seqs(cursor: Any, counts: dict[int, int], now: Any) -> dict[int, int]:
+    """Advance each room's last_seq by its count, in one statement; the rooms' new last_seqs.
+
+    This locks the rooms' rows (PostgreSQL; SQLite's IMMEDIATE transactions lock the whole database) until commit,
+    so seqs are handed out and committed in one order: gapless. Several rooms are locked in pk order first, so
+    that two processes' batches cannot deadlock.
+    """
+    if not counts:
+        return {}
+    rooms = sorted(counts)
+    marks = _marks(len(rooms))
+    if len(rooms) > 1 and connection.features.has_select_for_update:
+        cursor.execute(_sql(LOCK_ROOMS, rooms=marks), rooms)
+    cases = " ".join(["WHEN %s THEN %s"] * len(rooms))
+    params = [value for room in rooms for value in (room, counts[room])]
+    cursor.execute(_sql(TAKE_SEQS, cases=cases, rooms=marks), [*params, now, *rooms])
+    return dict(cursor.fetchall())
+
+
 def _insert(drafts: list[Draft]) -> list[Posted]:
     """Store drafts inside the caller's transaction: one seq range per room and one INSERT for all of them."""
     now = timezone.now()
@@ -125,14 +149,9 @@ def _insert(drafts: list[Draft]) -> list[Posted]:
                 first[key] = index
             fresh.setdefault(draft.room.pk, []).append(index)
         new: dict[int, Message] = {}
-        # Taking seqs locks the room's row (PostgreSQL; SQLite's IMMEDIATE transactions lock the whole database)
-        # until commit, so seqs are handed out and committed in one order: gapless. Rooms are locked in pk order,
-        # so that two processes' batches cannot deadlock.
-        for room_pk in sorted(fresh):
-            indexes = fresh[room_pk]
-            cursor.execute(_sql(TAKE_SEQS), [len(indexes), created, room_pk])
-            (last,) = cursor.fetchone()
-            for seq, index in enumerate(indexes, start=last - len(indexes) + 1):
+        last_seqs = _take_seqs(cursor, {room_pk: len(indexes) for room_pk, indexes in fresh.items()}, created)
+        for room_pk, indexes in fresh.items():
+            for seq, index in enumerate(indexes, start=last_seqs[room_pk] - len(indexes) + 1):
                 d = drafts[index]
                 new[index] = Message(
                     room=d.room, seq=seq, author=d.author, user=d.user, body=d.body, client_id=d.client_id, created=now
@@ -208,12 +227,15 @@ class GroupCommit:
 
     Idle, a message is stored at once, alone. Under load, everything that arrived during one commit goes into the
     next, so the cost of a transaction and of a database-thread hop is shared (measured in docs/performance.md).
-    Broadcasts go out in commit order, each after its commit.
+    Broadcasts go out in commit order, each after its commit, from their own task, so that the next commit does
+    not wait for the channel layer.
     """
 
     def __init__(self) -> None:
         self.waiting: list[tuple[Draft, asyncio.Future[Posted]]] = []
         self.writer: asyncio.Task[None] | None = None
+        self.outgoing: deque[tuple[str, dict[str, Any]]] = deque()
+        self.broadcaster: asyncio.Task[None] | None = None
 
     async def post(self, draft: Draft) -> Posted:
         future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
@@ -235,16 +257,10 @@ class GroupCommit:
             results = await _astore_all([draft for draft, _ in batch])
         except DatabaseError as exc:
             logger.warning("storing %d message(s) failed: %r", len(batch), exc)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(
-                        ClientError(protocol.UNAVAILABLE, "The message could not be stored; send it again.")
-                    )
+            self._fail(batch, ClientError(protocol.UNAVAILABLE, "The message could not be stored; send it again."))
             return
         except Exception as exc:  # a bug: each poster raises it, as if it had stored alone
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            self._fail(batch, exc)
             return
         for (draft, future), posted in zip(batch, results, strict=True):
             # A poster that went away (its socket closed) was stored anyway; its resend will be answered by seq.
@@ -252,7 +268,22 @@ class GroupCommit:
                 future.set_result(posted)
             if posted.created:
                 metrics.MESSAGES_STORED.inc()
-                await broadcast(draft.room.name, _event(posted, draft.room))
+                self.outgoing.append((draft.room.name, _event(posted, draft.room)))
+        if self.outgoing and self.broadcaster is None:
+            self.broadcaster = asyncio.create_task(self._broadcast())
+
+    @staticmethod
+    def _fail(batch: list[tuple[Draft, asyncio.Future[Posted]]], exc: Exception) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _broadcast(self) -> None:
+        try:
+            while self.outgoing:
+                await broadcast(*self.outgoing.popleft())
+        finally:
+            self.broadcaster = None
 
 
 # One writer per event loop: its futures and its task belong to the loop.
