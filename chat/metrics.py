@@ -11,6 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 CONNECTIONS = Gauge("chat_connections", "Open room sockets.", multiprocess_mode="livesum")
 CONNECTS = Counter("chat_connects", "Room sockets opened.")
 MESSAGES_STORED = Counter("chat_messages_stored", "Messages stored (idempotent resends not counted).")
+# Stored messages per commit on the socket path is the group commit's batch size (chat.services.GroupCommit).
+MESSAGE_COMMITS = Counter("chat_message_commits", "Transactions that stored messages posted on sockets.")
 DELIVERIES = Counter("chat_deliveries", "Live message frames sent to sockets.")
 RESUMES = Counter("chat_resumes", "Connections that resumed with ?after=.")
 GAPS_HEALED = Counter("chat_gaps_healed", "Messages a socket received from the log after the channel layer failed it.")
