@@ -85,85 +85,63 @@ def _cost(profile: dict[str, Any] | None, prefix: str) -> float:
 
 
 def recommendations(results: dict[str, Any]) -> list[str]:
-    """What would close the gaps, in order of payoff, with this run's numbers."""
+    """What is already done on the hot paths and what would gain most next, with this run's numbers."""
     fanout = dict(_profiles(results, "fanout"))
     ingest = dict(_profiles(results, "ingest"))
+    lines = ["### What is done, and what is left by payoff", ""]
     chatsite = next((fanout[name] for name in ("chatsite-uvicorn", "chatsite-pg-redis") if name in fanout), None)
-    if chatsite is None:
-        return []
-    base = fanout.get("baseline")
-    mine = chatsite["run"]["server_us_per_delivery"] or 0
-    floor = base["run"]["server_us_per_delivery"] if base else None
-    session = _cost(chatsite, "channels' session middleware")
-    loop = _cost(chatsite, "chatsite's fan-out loop")
-    server = _cost(chatsite, "ASGI server")
-    database = _cost(chatsite, "database thread")
-    lines = [
-        "### What would close the gaps, by payoff",
-        "",
-        f"**Fan-out.** chatsite-uvicorn spends {mine:,.0f} µs of server CPU per delivery"
-        + (f" where the baseline spends {floor:,.0f}; the 50% target needs at most {2 * floor:,.0f}." if floor else ".")
-        + " The per-recipient channel-layer hop, dispatch and thread hop are gone (chat/fanout.py writes each "
-        "pre-encoded frame to the room's local sockets). What is left, largest first:",
-        "",
-        f"1. **channels' session middleware on every frame: {session:,.1f} µs/delivery.** The fan-out writes "
-        "through the consumer's `base_send`, which is channels' `InstanceSessionWrapper.send`: on every frame "
-        "it reads `scope['session'].modified` and `.is_empty()` through Django's `LazyObject` and a setting, "
-        "though it acts only on `websocket.accept`. Keep the server's own ASGI `send` (a few-line middleware "
-        "outside `AuthMiddlewareStack` that puts it in the scope) and use it for `websocket.send` frames.",
-        f"2. **the stall timer in the fan-out loop: {loop:,.1f} µs/delivery.** `RoomFanout._each` calls "
-        "`asyncio.timeout().reschedule()` before every recipient, which cancels and re-arms a timer handle on "
-        "the loop's heap each time. Re-arm it only when the deadline has moved by a good part of "
-        "`SEND_STALL_SECONDS`, or check the transport's write buffer instead of timing each send.",
-        f"3. **the ASGI server's own work: {server:,.1f} µs/delivery** (frame building, `transport.write`, "
-        "one syscall per frame per socket): the baseline pays the same, so this is the floor.",
-    ]
-    daphne = fanout.get("chatsite-daphne")
-    if daphne:
-        lines.append(
-            f"4. **uvicorn, not daphne:** under daphne the same code costs "
-            f"{daphne['run']['server_us_per_delivery'] or 0:,.0f} µs/delivery, its server part "
-            f"{_cost(daphne, 'ASGI server'):,.1f} µs: besides autobahn's framing, Twisted's reactor on asyncio "
-            "registers and unregisters each socket for writing around every frame (`selectors` `modify` "
-            "and `namedtuple._replace` in the profile)."
-        )
-    lines.append(
-        f"5. **the message store, spread over the room: {database:,.1f} µs/delivery** at this size; it is "
-        "the ingest path below, and it bounds the fan-out in small rooms (a message must be stored before "
-        "it is sent, and the one database thread stores one at a time)."
-    )
-    if session and loop and floor:
-        after = mine - session - loop
+    if chatsite is not None:
+        base = fanout.get("baseline")
+        mine = chatsite["run"]["server_us_per_delivery"] or 0
+        floor = f" where the baseline spends {base['run']['server_us_per_delivery'] or 0:,.0f}" if base else ""
         lines += [
-            "",
-            f"1 and 2 together would bring chatsite-uvicorn to about {after:,.0f} µs/delivery, "
-            f"{floor / after:.0%} of the baseline's throughput on CPU alone.",
+            f"**Fan-out.** chatsite-uvicorn spends {mine:,.0f} µs of server CPU per delivery{floor}. In the code: "
+            "one channel-layer subscription per room per process, which writes each pre-encoded frame straight "
+            "to the room's local sockets with the server's own `send` (chat/fanout.py): no per-recipient layer "
+            "hop, consumer dispatch, thread hop, session wrapper or JSON encode. What is left: the ASGI server's "
+            f"own work, {_cost(chatsite, 'ASGI server'):,.1f} µs/delivery (frame building, one write per frame "
+            "per socket), which the baseline pays too; chatsite's loop, "
+            f"{_cost(chatsite, 'chatsite'):,.1f} µs; the store spread over the room, "
+            f"{_cost(chatsite, 'database thread'):,.1f} µs.",
         ]
+        daphne = fanout.get("chatsite-daphne")
+        if daphne:
+            lines += [
+                "",
+                f"Under daphne the same code costs {daphne['run']['server_us_per_delivery'] or 0:,.0f} µs/delivery, "
+                f"its server part {_cost(daphne, 'ASGI server'):,.1f} µs: besides autobahn's framing, Twisted's "
+                "reactor on asyncio registers and unregisters each socket for writing around every frame "
+                "(`selectors` `modify` and `namedtuple._replace` in the profile). Hence uvicorn in production.",
+            ]
     store = ingest.get("chatsite-uvicorn")
     postgres = ingest.get("chatsite-pg-redis")
     if store:
-        per_message = store["run"]["server_us_per_delivery"] or 0
         lines += [
-            "",
-            f"**Ingest.** On SQLite a stored message costs {per_message:,.0f} µs of server CPU "
-            f"({_cost(store, 'database thread'):,.0f} µs of it in the database thread, one transaction per "
-            "message, one message at a time). At 1,000 messages/s a server process has 1,000 µs per message "
-            "for everything, on one core at most (the GIL), so the store has to get cheaper per message, "
-            "not just faster per call:",
-            "",
-            "1. **Group commit.** Let the database thread take every message waiting for it and store them in "
-            "one transaction (one `BEGIN IMMEDIATE`, one commit, each its own seq), acking each: the commit "
-            "and the per-call thread hop are then paid once per batch, and batches grow exactly when load does.",
-            "2. **Less ORM per message.** The store builds querysets and a `Message` model instance for "
-            "each message (`Model.__init__`, SQL compilation in the profile); one prepared `INSERT ... "
-            "RETURNING` per message (or one per batch) skips that.",
+            *([""] if chatsite is not None else []),
+            "**Ingest.** The socket path stores by group commit (`GroupCommit` in chat/services.py): what arrives "
+            "while the database thread is busy goes into the next transaction, which takes every room's seqs in "
+            "one `UPDATE`, looks for resends by (room, client_id) pairs in one `SELECT` and inserts with one "
+            "`INSERT ... RETURNING`, in plain SQL (the ORM's query building cost more than the queries). Idle, a "
+            "message is stored alone and at once. On SQLite a message costs "
+            f"{store['run']['server_us_per_delivery'] or 0:,.0f} µs of server CPU, "
+            f"{_cost(store, 'database thread'):,.0f} µs of it in the database thread.",
         ]
         if postgres:
-            lines.append(
-                f"3. **PostgreSQL: round trips.** The database thread spends "
-                f"{postgres['summary'].get('database_wait', 0):.0%} of its time waiting for PostgreSQL's "
-                "answers: the store's transaction, its seq `UPDATE ... RETURNING` and its `INSERT` are each a "
-                "round trip, and the one thread waits through every one. A single autocommitted statement per "
-                "message (a CTE that bumps the room's seq and inserts), or one per batch, cuts the waits to one."
-            )
+            lines += [
+                "",
+                f"On PostgreSQL with Redis a message costs {postgres['run']['server_us_per_delivery'] or 0:,.0f} µs: "
+                f"{_cost(postgres, 'database thread'):,.0f} µs in the database thread (which waits "
+                f"{postgres['summary'].get('database_wait', 0):.0%} of its time for PostgreSQL's answers) and "
+                f"{_cost(postgres, 'channel layer'):,.0f} µs in the channel layer (one `PUBLISH` per message, "
+                "and the room subscription's receive). Next, by payoff:",
+                "",
+                "1. **A batch's broadcasts in one Redis pipeline.** channels-redis publishes one message per call, "
+                "each a round trip under a lock; a batch could go in one write.",
+                "2. **More than one message per socket in a batch.** Each socket's frames are handled one at a "
+                "time, so a batch holds at most one message per sending socket; a client that pipelines (the "
+                "bench's senders keep 4 in flight) would fill batches faster if acks were sent in order from a "
+                "queue instead.",
+                "3. **The per-call health check.** With `conn_health_checks`, Django sends a `SELECT 1` on the "
+                "first query after every `database_sync_to_async` call, so once per batch.",
+            ]
     return lines
