@@ -1,7 +1,6 @@
 """The room socket: accept or refuse, decode, validate, dispatch to a service, encode the answer."""
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -9,10 +8,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
+from channels.db import aclose_old_connections, database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -43,37 +41,80 @@ def _after(query_string: bytes) -> int | None:
     return int(values[0])
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer:
     """One room socket. Live frames reach it through the process's room fan-out (chat.fanout), not through a
-    channel-layer channel of its own."""
+    channel-layer channel of its own.
 
-    room: Room | None = None
+    Channels' AsyncWebsocketConsumer protocol (websocket_connect / _receive / _disconnect, accept, close, send),
+    without its base classes: they give every instance a __dict__, and an idle socket's consumer lives as long as
+    the socket. With __slots__ it is about 0.2 KiB instead of about 1 KiB.
+    """
+
+    __slots__ = (
+        "_closing",
+        "base_send",
+        "bucket",
+        "connection_id",
+        "counted",
+        "identity",
+        "limit_keys",
+        "name",
+        "opened",
+        "ready",
+        "room",
+        "scope",
+        "sent_through",
+        "server_send",
+        "waiting",
+    )
+
+    room: Room | None
     identity: Identity
-    name: str = ""
-    opened: float = 0.0
+    name: str
+    opened: float
     # Live messages with a seq at or below this were already sent from the log (backlog or resync).
-    sent_through: int = 0
+    sent_through: int
     # Until hello and the backlog are out, live frames wait in self.waiting so they cannot overtake them.
-    ready: bool = False
+    ready: bool
     # Whether this socket is counted against its address's and user's caps.
-    counted: bool = False
+    counted: bool
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.connection_id = uuid.uuid4().hex
         self.waiting: list[tuple[int, dict[str, Any]]] = []
         self._closing: asyncio.Task[None] | None = None
+        self.room = None
+        self.name = ""
+        self.opened = 0.0
+        self.sent_through = 0
+        self.ready = False
+        self.counted = False
+
+    @classmethod
+    def as_asgi(cls) -> Any:
+        """The ASGI application for a route: a consumer per connection, as channels' as_asgi."""
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            return await cls()(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = {}  # type: ignore[attr-defined]
+        return app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Channels' consumer loop without a layer channel per socket: chatsite never sends to one socket alone
         # through the layer, and not having one saves a Redis subscription per connection.
         self.scope = scope
-        self.channel_layer = None
         self.base_send = send
-        # Live frames skip the session middleware's send wrapper (see chat.fanout.KeepServerSend).
+        # Live frames go out through the server's own send (chat.socketstack keeps it in the scope).
         self.server_send = scope.get(fanout.SERVER_SEND, send)
-        with contextlib.suppress(StopConsumer):  # the consumer's normal way out
-            await await_many_dispatch([receive], self.dispatch)
+        # One source of messages, so no await_many_dispatch: it would keep a second task, and an asyncio.wait
+        # with its future and callbacks, alive for every idle socket (about 2 KiB each, seen with tracemalloc).
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:  # the consumer's normal way out
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch first hops to a worker thread to close stale database connections, about 200 µs
@@ -83,6 +124,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    # Channels' AsyncWebsocketConsumer, as ChatConsumer uses it (no groups, no AcceptConnection / DenyConnection).
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        await self.connect()
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if message.get("text") is not None:
+            await self.receive(text_data=message["text"])
+        else:
+            await self.receive(bytes_data=message["bytes"])
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        await self.disconnect(message["code"])
+        await aclose_old_connections()
+        raise StopConsumer()
+
+    async def accept(self, subprotocol: str | None = None) -> None:
+        await self.base_send({"type": "websocket.accept", "subprotocol": subprotocol})
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        message: dict[str, Any] = {"type": "websocket.close"}
+        if code is not None:
+            message["code"] = code
+        if reason:
+            message["reason"] = reason
+        await self.base_send(message)
+
+    async def send(self, text_data: str) -> None:
+        await self.base_send({"type": "websocket.send", "text": text_data})
 
     async def connect(self) -> None:
         name = normalize_room_name(self.scope["url_route"]["kwargs"]["room"])

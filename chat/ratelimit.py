@@ -9,6 +9,8 @@ from collections import Counter
 
 
 class TokenBucket:
+    __slots__ = ("_clock", "_tokens", "_updated", "burst", "per_second")  # one per socket
+
     def __init__(self, *, burst: int, per_second: float, clock=time.monotonic) -> None:
         self.burst = burst
         self.per_second = per_second
