@@ -10,7 +10,6 @@ with proxy headers on (uvicorn --proxy-headers) so that a wss socket is seen as 
 from typing import Any
 from urllib.parse import urlsplit
 
-from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -58,15 +57,3 @@ def allowed_origin(scope: dict[str, Any]) -> bool:
     host = _header(scope, b"host")
     page_scheme = _PAGE_SCHEME.get(scope.get("scheme", "ws"), "http")
     return host is not None and parsed == parse_origin(f"{page_scheme}://{host}")
-
-
-class SameOriginValidator:
-    """ASGI middleware: deny (HTTP 403) a WebSocket handshake whose Origin is not this site's."""
-
-    def __init__(self, application: Any) -> None:
-        self.application = application
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if allowed_origin(scope):
-            return await self.application(scope, receive, send)
-        return await WebsocketDenier()(scope, receive, send)

@@ -8,20 +8,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 # Set up Django (apps, settings) before anything imports models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from chat.fanout import KeepServerSend  # noqa: E402
-from chat.origin import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.socketstack import SocketStack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # The host must be allowed, and the whole origin (scheme, host, port) must be this site's own.
-        "websocket": KeepServerSend(
-            AllowedHostsOriginValidator(SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))))
-        ),
+        # The host must be allowed, and the whole origin (scheme, host, port) must be this site's own; then
+        # cookies, session and user, as channels' AuthMiddlewareStack adds them, and the route, in one layer
+        # (chat.socketstack).
+        "websocket": SocketStack(websocket_urlpatterns),
     }
 )
