@@ -67,6 +67,11 @@ class ChatPostTests(TestCase):
             chat_post("general", "")
         self.assertEqual(Message.objects.count(), 0)
 
+    def test_an_empty_text_creates_no_room(self):
+        with self.assertRaises(CommandError):
+            chat_post("newroom", "  ")
+        self.assertFalse(Room.objects.filter(name="newroom").exists())
+
     def test_a_text_with_a_control_character_is_a_command_error(self):
         with self.assertRaisesMessage(CommandError, "control character"):
             chat_post("general", "bell\x07")

@@ -1,7 +1,9 @@
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from chat import protocol
 from chat.exceptions import ClientError
 from chat.identity import SYSTEM_AUTHOR
 from chat.services import message_create, room_get_or_create
@@ -16,6 +18,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, room: str, text: str, **options: Any) -> None:
         try:
+            # Checked before the room is looked up, so that a refused text does not leave a new, empty room behind.
+            protocol.clean_body(text, settings.CHAT_MAX_MESSAGE_LENGTH)
             posted = message_create(room=room_get_or_create(room), author=SYSTEM_AUTHOR, body=text)
         except ClientError as exc:
             raise CommandError(exc.detail) from None
