@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 # The channel-layer events of a room's group. Each carries its frame already encoded in "text".
 MESSAGE_EVENT = "chat.message"  # a stored message, with its "seq"
+MESSAGES_EVENT = "chat.messages"  # several stored messages of one commit, oldest first: "events", each a MESSAGE_EVENT
 PRESENCE_EVENT = "chat.presence"  # a join, leave or typing of "user"
 # A socket whose send has not completed in this long stops reading; it is closed so the room is not held up.
 SEND_STALL_SECONDS = 2.0
@@ -104,6 +105,10 @@ class RoomFanout:
             await member.resync()
 
     async def fan_out(self, event: dict[str, Any]) -> None:
+        if event["type"] == MESSAGES_EVENT:
+            for inner in event["events"]:
+                await self.fan_out(inner)
+            return
         message = {"type": "websocket.send", "text": event["text"]}
         members = list(self.members.values())
         if event["type"] == MESSAGE_EVENT:

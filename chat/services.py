@@ -21,7 +21,7 @@ from django.utils import timezone
 from . import metrics, protocol
 from .broadcast import broadcast
 from .exceptions import ClientError
-from .fanout import MESSAGE_EVENT
+from .fanout import MESSAGE_EVENT, MESSAGES_EVENT
 from .models import Message, Room
 from .rooms import normalize_room_name
 
@@ -229,14 +229,15 @@ class GroupCommit:
 
     Idle, a message is stored at once, alone. Under load, everything that arrived during one commit goes into the
     next, so the cost of a transaction and of a database-thread hop is shared (measured in docs/performance.md).
-    Broadcasts go out in commit order, each after its commit. A batch's broadcasts overlap the next commit, and
-    only one batch's are ever in flight, so a slow channel layer slows posting instead of queueing without bound.
+    Each batch is broadcast right after its commit, before its posters are answered and before the next commit:
+    the sooner a commit is published, the less often another process's later seqs overtake it (each overtaking
+    makes every client in the room ask for the gap), and a slow channel layer slows posting instead of queueing.
+    A room's messages in one batch travel as one event (MESSAGES_EVENT) for the same reason.
     """
 
     def __init__(self) -> None:
         self.waiting: list[tuple[Draft, asyncio.Future[Posted]]] = []
         self.writer: asyncio.Task[None] | None = None
-        self.broadcasting: asyncio.Task[None] | None = None
 
     async def post(self, draft: Draft) -> Posted:
         future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
@@ -249,46 +250,41 @@ class GroupCommit:
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting[:GROUP_COMMIT_MAX], self.waiting[GROUP_COMMIT_MAX:]
-                events = await self._commit(batch)
-                if self.broadcasting is not None:
-                    # wait, not await: a failed broadcast (a bug; layer errors are caught) must not stop the writer
-                    await asyncio.wait([self.broadcasting])
-                if events:
-                    self.broadcasting = asyncio.create_task(self._broadcast(events))
+                await self._commit(batch)
         finally:
             self.writer = None
 
-    async def _commit(self, batch: list[tuple[Draft, asyncio.Future[Posted]]]) -> list[tuple[str, dict[str, Any]]]:
-        """Store a batch and answer its posters; the events to broadcast."""
+    async def _commit(self, batch: list[tuple[Draft, asyncio.Future[Posted]]]) -> None:
+        """Store a batch, broadcast what it stored, answer its posters."""
         try:
             results = await _astore_all([draft for draft, _ in batch])
         except DatabaseError as exc:
             logger.warning("storing %d message(s) failed: %r", len(batch), exc)
             self._fail(batch, ClientError(protocol.UNAVAILABLE, "The message could not be stored; send it again."))
-            return []
+            return
         except Exception as exc:  # a bug: each poster raises it, as if it had stored alone
             self._fail(batch, exc)
-            return []
+            return
         metrics.MESSAGE_COMMITS.inc()
-        events = []
-        for (draft, future), posted in zip(batch, results, strict=True):
+        # One event per room for the whole batch: it arrives whole, so another process's broadcast cannot land
+        # between its messages, and a room's clients see no gap to ask for.
+        by_room: dict[str, list[dict[str, Any]]] = {}
+        for (draft, _), posted in zip(batch, results, strict=True):
+            if posted.created:
+                metrics.MESSAGES_STORED.inc()
+                by_room.setdefault(draft.room.name, []).append(_event(posted, draft.room))
+        for room_name, events in by_room.items():
+            await broadcast(room_name, events[0] if len(events) == 1 else {"type": MESSAGES_EVENT, "events": events})
+        for (_, future), posted in zip(batch, results, strict=True):
             # A poster that went away (its socket closed) was stored anyway; its resend will be answered by seq.
             if not future.done():
                 future.set_result(posted)
-            if posted.created:
-                metrics.MESSAGES_STORED.inc()
-                events.append((draft.room.name, _event(posted, draft.room)))
-        return events
 
     @staticmethod
     def _fail(batch: list[tuple[Draft, asyncio.Future[Posted]]], exc: Exception) -> None:
         for _, future in batch:
             if not future.done():
                 future.set_exception(exc)
-
-    async def _broadcast(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        for room_name, event in events:
-            await broadcast(room_name, event)
 
 
 # One writer per event loop: its futures and its task belong to the loop.

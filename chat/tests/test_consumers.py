@@ -170,6 +170,12 @@ class FanOutTests(ConsumerTestCase):
         )
         await socket.assert_silent()
 
+    async def test_a_batch_event_reaches_a_socket_as_its_messages_in_order(self) -> None:
+        socket = await self.open("lobby")
+        events = [{"type": "chat.message", "seq": n, "text": f'{{"type":"message","seq":{n}}}'} for n in (1, 2, 3)]
+        await get_channel_layer().group_send(group_name("lobby"), {"type": "chat.messages", "events": events})
+        self.assertEqual([(await socket.receive_type("message"))["seq"] for _ in range(3)], [1, 2, 3])
+
 
 class ResumeTests(ConsumerTestCase):
     async def post(self, room: str, count: int) -> None:

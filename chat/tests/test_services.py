@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from chat import protocol, services
 from chat.exceptions import ClientError
+from chat.fanout import MESSAGE_EVENT, MESSAGES_EVENT
 from chat.models import Message, Room
 from chat.services import message_create, room_get_or_create
 
@@ -349,18 +350,27 @@ class GroupCommitTests(ChatTransactionTestCase):
         patcher.start()
         self.addCleanup(patcher.stop)
 
-    def post_together(self, count: int, listener_room: str = "general"):
+    def post_together(self, count: int):
+        """Post ``count`` messages at once; what was posted, and the room's broadcast events until all are seen."""
+
         async def scenario():
-            async with RoomListener(listener_room) as listener:
+            async with RoomListener("general") as listener:
                 posted = await asyncio.gather(
                     *(
                         services.amessage_create(room=self.room, author="ada", body=f"m{i}", client_id=f"c-{i}")
                         for i in range(count)
                     )
                 )
-                return posted, [(await listener.receive())["seq"] for _ in range(count)]
+                events = []
+                while sum(len(event.get("events", [event])) for event in events) < count:
+                    events.append(await listener.receive())
+                return posted, events
 
         return async_to_sync(scenario)()
+
+    @staticmethod
+    def seqs(events: list[dict]) -> list[int]:
+        return [inner["seq"] for event in events for inner in event.get("events", [event])]
 
     def test_posts_that_arrive_together_are_stored_in_one_transaction(self):
         self.post_together(20)
@@ -371,8 +381,20 @@ class GroupCommitTests(ChatTransactionTestCase):
         self.assertEqual([(p.message.seq, p.message.body) for p in posted], [(i + 1, f"m{i}") for i in range(20)])
 
     def test_posts_stored_together_are_broadcast_in_seq_order(self):
-        _, broadcast_seqs = self.post_together(20)
-        self.assertEqual(broadcast_seqs, list(range(1, 21)))
+        _, events = self.post_together(20)
+        self.assertEqual(self.seqs(events), list(range(1, 21)))
+
+    def test_a_rooms_posts_stored_together_are_broadcast_as_one_event(self):
+        _, events = self.post_together(20)
+        self.assertEqual([(event["type"], len(event["events"])) for event in events], [(MESSAGES_EVENT, 20)])
+
+    def test_each_message_in_a_batch_event_is_the_frame_of_its_stored_message(self):
+        posted, events = self.post_together(3)
+        frames = [services.message_payload(p.message, "general") for p in posted]
+        self.assertEqual(
+            events[0]["events"],
+            [{"type": MESSAGE_EVENT, "seq": f["seq"], "text": protocol.encode(f)} for f in frames],
+        )
 
     @mock.patch.object(services, "GROUP_COMMIT_MAX", 8)
     def test_a_transaction_stores_at_most_group_commit_max_posts(self):
