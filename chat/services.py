@@ -229,15 +229,16 @@ class GroupCommit:
 
     Idle, a message is stored at once, alone. Under load, everything that arrived during one commit goes into the
     next, so the cost of a transaction and of a database-thread hop is shared (measured in docs/performance.md).
-    Each batch is broadcast right after its commit, before its posters are answered and before the next commit:
-    the sooner a commit is published, the less often another process's later seqs overtake it (each overtaking
-    makes every client in the room ask for the gap), and a slow channel layer slows posting instead of queueing.
-    A room's messages in one batch travel as one event (MESSAGES_EVENT) for the same reason.
+    Each batch's broadcasts start right after its commit and run while the next batch commits; they go out in
+    commit order, and only one batch's are ever outstanding, so a slow channel layer slows posting instead of
+    queueing without bound. A room's messages in one batch travel as one event (MESSAGES_EVENT): it arrives
+    whole, so another process's broadcast cannot land between them and make every client ask for a gap.
     """
 
     def __init__(self) -> None:
         self.waiting: list[tuple[Draft, asyncio.Future[Posted]]] = []
         self.writer: asyncio.Task[None] | None = None
+        self.broadcasting: asyncio.Task[None] | None = None
 
     async def post(self, draft: Draft) -> Posted:
         future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
@@ -250,12 +251,16 @@ class GroupCommit:
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting[:GROUP_COMMIT_MAX], self.waiting[GROUP_COMMIT_MAX:]
+                earlier = self.broadcasting
                 await self._commit(batch)
+                if earlier is not None:
+                    # wait, not await: a failed broadcast (a bug; layer errors are caught) must not stop the writer
+                    await asyncio.wait([earlier])
         finally:
             self.writer = None
 
     async def _commit(self, batch: list[tuple[Draft, asyncio.Future[Posted]]]) -> None:
-        """Store a batch, broadcast what it stored, answer its posters."""
+        """Store a batch, start broadcasting what it stored, answer its posters."""
         try:
             results = await _astore_all([draft for draft, _ in batch])
         except DatabaseError as exc:
@@ -266,15 +271,13 @@ class GroupCommit:
             self._fail(batch, exc)
             return
         metrics.MESSAGE_COMMITS.inc()
-        # One event per room for the whole batch: it arrives whole, so another process's broadcast cannot land
-        # between its messages, and a room's clients see no gap to ask for.
         by_room: dict[str, list[dict[str, Any]]] = {}
         for (draft, _), posted in zip(batch, results, strict=True):
             if posted.created:
                 metrics.MESSAGES_STORED.inc()
                 by_room.setdefault(draft.room.name, []).append(_event(posted, draft.room))
-        for room_name, events in by_room.items():
-            await broadcast(room_name, events[0] if len(events) == 1 else {"type": MESSAGES_EVENT, "events": events})
+        if by_room:
+            self.broadcasting = asyncio.create_task(self._broadcast(self.broadcasting, by_room))
         for (_, future), posted in zip(batch, results, strict=True):
             # A poster that went away (its socket closed) was stored anyway; its resend will be answered by seq.
             if not future.done():
@@ -285,6 +288,13 @@ class GroupCommit:
         for _, future in batch:
             if not future.done():
                 future.set_exception(exc)
+
+    @staticmethod
+    async def _broadcast(earlier: asyncio.Task[None] | None, by_room: dict[str, list[dict[str, Any]]]) -> None:
+        if earlier is not None:
+            await asyncio.wait([earlier])  # commit order
+        for room_name, events in by_room.items():
+            await broadcast(room_name, events[0] if len(events) == 1 else {"type": MESSAGES_EVENT, "events": events})
 
 
 # One writer per event loop: its futures and its task belong to the loop.
