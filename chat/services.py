@@ -187,8 +187,10 @@ def _store_all(drafts: list[Draft]) -> list[Posted]:
         if len(drafts) > 1:
             return [posted for draft in drafts for posted in _store_all([draft])]
         (draft,) = drafts
+        if draft.client_id is None:
+            raise
         existing = Message.objects.filter(room_id=draft.room.pk, client_id=draft.client_id).first()
-        if draft.client_id is None or existing is None:
+        if existing is None:
             raise
         return [Posted(message=existing, created=False)]
 
