@@ -28,6 +28,19 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
+def _room_socket(url: str, origin: str, room: str, timeout: float, **options: Any) -> Any:
+    """A websockets ``connect`` to a room as every load-generator client opens one: no compression (the report
+    says so) and no keepalive pings of its own. Await it, or use it with ``async with``."""
+    return connect(
+        f"{url}/ws/chat/{room}/",
+        origin=origin,  # type: ignore[arg-type]
+        compression=None,
+        ping_interval=None,
+        open_timeout=timeout,
+        **options,
+    )
+
+
 class RefusedError(Exception):
     """The server accepted the socket, then closed it before its hello."""
 
@@ -187,15 +200,7 @@ class Worker:
         """Open a link and wait for its hello; returns the seconds that took."""
         started = time.perf_counter()
         link.hello = asyncio.get_running_loop().create_future()
-        link.ws = await connect(
-            f"{url}/ws/chat/{link.room}/",
-            origin=origin,  # type: ignore[arg-type]
-            compression=None,
-            ping_interval=None,
-            open_timeout=timeout,
-            close_timeout=2,
-            max_size=2**24,
-        )
+        link.ws = await _room_socket(url, origin, link.room, timeout, close_timeout=2, max_size=2**24)
         task = asyncio.create_task(self._read(link, link.ws))
         self.readers.add(task)
         task.add_done_callback(self.readers.discard)
@@ -403,17 +408,9 @@ class Worker:
             async with gate:
                 started = time.perf_counter()
                 try:
-                    async with connect(
-                        f"{url}/ws/chat/{room}/",
-                        origin=origin,
-                        compression=None,  # type: ignore[arg-type]
-                        ping_interval=None,
-                        open_timeout=timeout,
-                        max_size=2**24,
-                        # Others' joins and leaves keep arriving after the backlog; with a bounded queue, unread
-                        # frames would pause reading, and the close handshake would wait for close_timeout.
-                        max_queue=None,
-                    ) as ws:
+                    # Others' joins and leaves keep arriving after the backlog; with a bounded queue, unread frames
+                    # would pause reading, and the close handshake would wait for close_timeout.
+                    async with _room_socket(url, origin, room, timeout, max_size=2**24, max_queue=None) as ws:
                         hello = json.loads(await asyncio.wait_for(ws.recv(), timeout))
                         hello_s.append(time.perf_counter() - started)
                         wanted = min(50, hello.get("last_seq", 0))
@@ -431,13 +428,7 @@ class Worker:
 
     async def op_seed(self, url: str, origin: str, room: str, count: int, timeout: float) -> dict[str, Any]:
         """Post ``count`` messages to a room, one at a time, each acked before the next."""
-        async with connect(
-            f"{url}/ws/chat/{room}/",
-            origin=origin,
-            compression=None,  # type: ignore[arg-type]
-            ping_interval=None,
-            open_timeout=timeout,
-        ) as ws:
+        async with _room_socket(url, origin, room, timeout) as ws:
             acked = 0
             for number in range(count):
                 await ws.send(json.dumps({"type": "message", "body": f"seed {number}", "client_id": f"seed-{number}"}))
