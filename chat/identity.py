@@ -21,7 +21,14 @@ GUEST_PREFIX = "guest-"
 # Authors the server itself posts as (the chat_post command); nobody may sign up or go by these.
 SYSTEM_AUTHOR = "system"
 RESERVED_NAMES = frozenset({SYSTEM_AUTHOR, "admin"})
-NICKNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{2,32}")
+NICKNAME_MIN_LENGTH = 2
+NICKNAME_MAX_LENGTH = 32
+# Valid both in Python's re and as an HTML ``pattern`` (JavaScript's ``v`` flag: a ``-`` in a class is escaped).
+NICKNAME_PATTERN = rf"[A-Za-z0-9_.\-]{{{NICKNAME_MIN_LENGTH},{NICKNAME_MAX_LENGTH}}}"
+# The rule in words, for error messages and the lobby's help text.
+NICKNAME_RULE = f"{NICKNAME_MIN_LENGTH}-{NICKNAME_MAX_LENGTH} letters, digits, '.', '-' or '_'"
+BAD_NICKNAME = f"Nicknames are {NICKNAME_RULE}."
+_NICKNAME = re.compile(NICKNAME_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +68,8 @@ def identify(user: AbstractBaseUser | AnonymousUser | None, session: SessionBase
 def set_nickname(session: SessionBase, nickname: str) -> str:
     """Give a guest a chosen nickname; returns the display name. Raises ClientError if it is not allowed."""
     nickname = nickname.strip()
-    if not NICKNAME_PATTERN.fullmatch(nickname):
-        raise ClientError("bad_nickname", "Nicknames are 2-32 letters, digits, '.', '-' or '_'.")
+    if not _NICKNAME.fullmatch(nickname):
+        raise ClientError("bad_nickname", BAD_NICKNAME)
     if nickname.lower().startswith(GUEST_PREFIX):
         raise ClientError("bad_nickname", f"Nicknames may not start with '{GUEST_PREFIX}'.")
     if nickname.lower() in RESERVED_NAMES:

@@ -2,7 +2,12 @@
 
 import re
 
-ROOM_NAME_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+ROOM_NAME_MAX_LENGTH = 64
+# One pattern for Python's re and for the lobby input's HTML ``pattern`` attribute, which browsers compile as
+# ``^(?:...)$`` with JavaScript's ``v`` flag: there a ``-`` in a character class must be escaped.
+ROOM_NAME_PATTERN = rf"[A-Za-z0-9_\-]{{1,{ROOM_NAME_MAX_LENGTH}}}"
+# The rule in words, for error messages and the lobby's help text.
+ROOM_NAME_RULE = f"1-{ROOM_NAME_MAX_LENGTH} letters, digits, '-' or '_'"
 _ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
 
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from . import presence
 from .exceptions import ClientError
 from .forms import NicknameForm, RoomForm, SignUpForm
-from .identity import identify, set_nickname
+from .identity import BAD_NICKNAME, identify, set_nickname
 from .models import Room
 from .protocol import iso_utc
 from .rooms import normalize_room_name
@@ -86,7 +86,7 @@ def nickname(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"You are now {name}.")
     else:
-        messages.error(request, "Nicknames are 2-32 letters, digits, '.', '-' or '_'.")
+        messages.error(request, BAD_NICKNAME)
     return redirect("chat:lobby")
 
 

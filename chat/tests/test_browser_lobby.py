@@ -9,9 +9,15 @@ from selenium.webdriver.common.by import By
 
 from chat import views
 from chat.models import Room
+from chat.rooms import normalize_room_name
 
 from .test_browser import BrowserTestCase, needs_chromium
 
+# Whether the browser's own check of the room-name input (its pattern) refuses each of the given names.
+PATTERN_MISMATCH = (
+    "const input = document.getElementById('id_name');"
+    "return arguments[0].map(name => { input.value = name; return input.validity.patternMismatch; })"
+)
 ROWS = "return [...document.querySelectorAll('#room-list .room-row')].map(r => r.innerText.replace(/\\s+/g, ' '))"
 
 
@@ -63,3 +69,13 @@ class LobbyInChromiumTests(BrowserTestCase):
         self.wait_for_status(browser, "Connected")
         self.assertEqual(browser.current_url, f"{self.live_server_url}/chat/new-room/")
         self.assertTrue(Room.objects.filter(name="new-room").exists())
+
+    def test_the_room_name_input_refuses_in_the_browser_exactly_the_names_the_server_refuses(self) -> None:
+        # A pattern the browser cannot compile (with the v flag) is ignored: then nothing would be refused.
+        names = ["general", "New-Room_2", "x", "A" * 64, "a" * 65, "bad.name", "a b", "a/b", "caf\u00e9", "\uff21", "-"]
+        browser = self.open_browser()
+        browser.get(self.live_server_url)
+
+        refused = dict(zip(names, self.script(browser, PATTERN_MISMATCH, names), strict=True))
+
+        self.assertEqual(refused, {name: normalize_room_name(name) is None for name in names})

@@ -1,14 +1,16 @@
 """The pages: the lobby, opening a room, a room, the guest nickname, sign-up, log in and log out."""
 
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.test import Client, TestCase, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from chat.identity import GUEST_SESSION_KEY
+from chat.identity import GUEST_SESSION_KEY, NICKNAME_MAX_LENGTH, NICKNAME_RULE
 from chat.models import Presence, Room
+from chat.rooms import ROOM_NAME_MAX_LENGTH, ROOM_NAME_PATTERN, ROOM_NAME_RULE
 from chat.views import LOBBY_REFRESH_SECONDS, LOBBY_ROOMS
 
 from .helpers import FAST_HASHING
@@ -18,6 +20,24 @@ PASSWORD = "correct-horse-battery-9"
 
 def make_user(username: str = "ada"):
     return get_user_model().objects.create_user(username, password=PASSWORD)
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: dict[str, dict[str, str | None]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = dict(attrs)
+        if element.get("id"):
+            self.by_id[str(element["id"])] = element
+
+
+def element_attrs(response, element_id: str) -> dict[str, str | None]:
+    """The attributes of the element with this id in a rendered page, as a browser reads them."""
+    parser = _Elements()
+    parser.feed(response.content.decode())
+    return parser.by_id[element_id]
 
 
 @FAST_HASHING
@@ -85,6 +105,53 @@ class LobbyTests(TestCase):
     @override_settings(CHAT_ALLOW_GUESTS=False)
     def test_with_guests_off_an_anonymous_visitor_is_asked_to_log_in(self):
         self.assertContains(self.client.get("/"), "Guests are not allowed here")
+
+
+class LobbyInputTests(TestCase):
+    """The lobby's inputs are rendered from the forms, so the browser checks the rules the server checks."""
+
+    def test_the_room_name_input_takes_its_pattern_and_maxlength_from_the_room_name_rule(self):
+        name = element_attrs(self.client.get("/"), "id_name")
+        self.assertEqual((name["pattern"], name["maxlength"]), (ROOM_NAME_PATTERN, str(ROOM_NAME_MAX_LENGTH)))
+
+    def test_the_room_name_input_keeps_its_name_placeholder_and_help(self):
+        name = element_attrs(self.client.get("/"), "id_name")
+        self.assertEqual(
+            {key: name.get(key) for key in ["name", "placeholder", "aria-describedby", "autocapitalize", "spellcheck"]},
+            {
+                "name": "name",
+                "placeholder": "e.g. general",
+                "aria-describedby": "room-name-help",
+                "autocapitalize": "off",
+                "spellcheck": "false",
+            },
+        )
+
+    def test_the_room_name_input_is_required(self):
+        self.assertIn("required", element_attrs(self.client.get("/"), "id_name"))
+
+    def test_the_room_name_help_states_the_room_name_rule(self):
+        self.assertContains(
+            self.client.get("/"), f'<p id="room-name-help" class="help">{ROOM_NAME_RULE}.</p>', html=True
+        )
+
+    def test_a_refused_room_name_is_kept_in_the_input(self):
+        response = self.client.post("/rooms/", {"name": "bad.name"})
+        self.assertEqual(element_attrs(response, "id_name")["value"], "bad.name")
+
+    def test_the_nickname_input_takes_its_maxlength_from_the_nickname_rule(self):
+        self.assertEqual(element_attrs(self.client.get("/"), "id_nickname")["maxlength"], str(NICKNAME_MAX_LENGTH))
+
+    def test_the_nickname_input_keeps_its_name_autocomplete_and_help(self):
+        nickname = element_attrs(self.client.get("/"), "id_nickname")
+        self.assertEqual(
+            {key: nickname.get(key) for key in ["name", "autocomplete", "aria-describedby"]},
+            {"name": "nickname", "autocomplete": "nickname", "aria-describedby": "nickname-help"},
+        )
+
+    def test_the_nickname_help_states_the_nickname_rule(self):
+        help_text = f'<p id="nickname-help" class="help">{NICKNAME_RULE}. Shown as “name (guest)”.</p>'
+        self.assertContains(self.client.get("/"), help_text, html=True)
 
 
 @FAST_HASHING
