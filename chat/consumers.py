@@ -1,22 +1,19 @@
 """The room socket: accept or refuse, decode, validate, dispatch to a service, encode the answer."""
 
-import asyncio
 import logging
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.consumer import get_handler_name
-from channels.db import aclose_old_connections, database_sync_to_async
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import fanout, heartbeat, metrics, presence, protocol, services
+from . import heartbeat, metrics, presence, protocol, selectors, services
 from .broadcast import LAYER_ERRORS, broadcast
-from .exceptions import ClientError
+from .events import presence_event
+from .exceptions import ClientError, Refused
+from .fanout_consumer import FanoutConsumer, TooSlow
 from .identity import Identity, identify
 from .models import Room
 from .ratelimit import ConnectionCounter, TokenBucket
@@ -41,208 +38,110 @@ def _after(query_string: bytes) -> int | None:
     return int(values[0])
 
 
-class ChatConsumer:
-    """One room socket. Live frames reach it through the process's room fan-out (chat.fanout), not through a
-    channel-layer channel of its own.
+class ChatConsumer(FanoutConsumer):
+    """One room socket: ``ws/chat/<room>/[?after=SEQ]``. Live events arrive through the process's room fan-out."""
 
-    Channels' AsyncWebsocketConsumer protocol (websocket_connect / _receive / _disconnect, accept, close, send),
-    without its base classes: they give every instance a __dict__, and an idle socket's consumer lives as long as
-    the socket. With __slots__ it is about 0.2 KiB instead of about 1 KiB.
-    """
-
-    __slots__ = (
-        "_closing",
-        "base_send",
-        "bucket",
-        "connection_id",
-        "counted",
-        "identity",
-        "limit_keys",
-        "name",
-        "opened",
-        "ready",
-        "room",
-        "scope",
-        "sent_through",
-        "server_send",
-        "waiting",
-    )
-
-    room: Room | None
+    room: Room | None = None
     identity: Identity
-    name: str
-    opened: float
-    # Live messages with a seq at or below this were already sent from the log (backlog or resync).
-    sent_through: int
-    # Until hello and the backlog are out, live frames wait in self.waiting so they cannot overtake them.
-    ready: bool
-    # Whether this socket is counted against its address's and user's caps.
-    counted: bool
-
-    def __init__(self) -> None:
-        self.connection_id = uuid.uuid4().hex
-        self.waiting: list[tuple[int, dict[str, Any]]] = []
-        self._closing: asyncio.Task[None] | None = None
-        self.room = None
-        self.name = ""
-        self.opened = 0.0
-        self.sent_through = 0
-        self.ready = False
-        self.counted = False
-
-    @classmethod
-    def as_asgi(cls) -> Any:
-        """The ASGI application for a route: a consumer per connection, as channels' as_asgi."""
-
-        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            return await cls()(scope, receive, send)
-
-        app.consumer_class = cls  # type: ignore[attr-defined]
-        app.consumer_initkwargs = {}  # type: ignore[attr-defined]
-        return app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # Channels' consumer loop without a layer channel per socket: chatsite never sends to one socket alone
-        # through the layer, and not having one saves a Redis subscription per connection.
-        self.scope = scope
-        self.base_send = send
-        # Live frames go out through the server's own send (chat.socketstack keeps it in the scope).
-        self.server_send = scope.get(fanout.SERVER_SEND, send)
-        # One source of messages, so no await_many_dispatch: it would keep a second task, and an asyncio.wait
-        # with its future and callbacks, alive for every idle socket (about 2 KiB each, seen with tracemalloc).
-        try:
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:  # the consumer's normal way out
-            pass
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels' dispatch first hops to a worker thread to close stale database connections, about 200 µs
-        # per frame. Every database call here runs through database_sync_to_async, which does that in its own
-        # thread anyway, so handlers are called directly.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
-
-    # Channels' AsyncWebsocketConsumer, as ChatConsumer uses it (no groups, no AcceptConnection / DenyConnection).
-
-    async def websocket_connect(self, message: dict[str, Any]) -> None:
-        await self.connect()
-
-    async def websocket_receive(self, message: dict[str, Any]) -> None:
-        if message.get("text") is not None:
-            await self.receive(text_data=message["text"])
-        else:
-            await self.receive(bytes_data=message["bytes"])
-
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        await self.disconnect(message["code"])
-        await aclose_old_connections()
-        raise StopConsumer()
-
-    async def accept(self, subprotocol: str | None = None) -> None:
-        await self.base_send({"type": "websocket.accept", "subprotocol": subprotocol})
-
-    async def close(self, code: int | None = None, reason: str | None = None) -> None:
-        message: dict[str, Any] = {"type": "websocket.close"}
-        if code is not None:
-            message["code"] = code
-        if reason:
-            message["reason"] = reason
-        await self.base_send(message)
-
-    async def send(self, text_data: str) -> None:
-        await self.base_send({"type": "websocket.send", "text": text_data})
+    name = ""
+    # Whether this socket counts against its address's and user's caps, and whether it has a presence row.
+    counted = False
+    present = False
 
     async def connect(self) -> None:
-        name = normalize_room_name(self.scope["url_route"]["kwargs"]["room"])
-        identity = await _identify(self.scope)
+        # Accepted first, so that a refusal reaches the page as a close code rather than a failed handshake.
         await self.accept()
+        try:
+            await self._enter()
+        except Refused as refusal:
+            logger.warning("refused room=%s: %s", self.room_name, refusal.reason)
+            await self.close(code=refusal.code)
+        except DatabaseError as exc:
+            # The client reconnects with backoff and resumes; nothing half-sent matters, it resumes by seq.
+            logger.warning("connect room=%s closed: database unavailable: %r", self.room_name, exc)
+            await self.close(code=protocol.CLOSE_INTERNAL_ERROR)
+        except TooSlow:
+            await self.close(code=protocol.CLOSE_TOO_SLOW)
+
+    async def _enter(self) -> None:
+        """Identify, check the caps, join the room, then hello, the backlog and live frames; or raise Refused."""
+        name = normalize_room_name(self.scope["url_route"]["kwargs"]["room"])
         if name is None:
-            await self.close(code=protocol.CLOSE_ROOM_NOT_FOUND)
-            return
+            raise Refused(protocol.CLOSE_ROOM_NOT_FOUND, "not a room name")
+        self.room_name = name
+        identity = await _identify(self.scope)
         if identity is None:
-            await self.close(code=protocol.CLOSE_LOGIN_REQUIRED)
-            return
+            raise Refused(protocol.CLOSE_LOGIN_REQUIRED, "guests are off")
         client = self.scope.get("client")
         self.limit_keys = [f"user:{identity.name}"] + ([f"address:{client[0]}"] if client else [])
         if not _open_sockets.try_open(self.limit_keys, settings.CHAT_MAX_SOCKETS_PER_CLIENT):
-            logger.warning("refused room=%s user=%s: too many sockets from %s", name, identity.name, client)
-            await self.close(code=protocol.CLOSE_TOO_MANY_SOCKETS)
-            return
+            raise Refused(protocol.CLOSE_TOO_MANY_SOCKETS, f"too many sockets for {identity.name} from {client}")
         self.counted = True
         self.identity = identity
         self.name = identity.name
         self.opened = time.monotonic()
         self.bucket = TokenBucket(burst=settings.CHAT_RATE_LIMIT_BURST, per_second=settings.CHAT_RATE_LIMIT_PER_SECOND)
         room = await database_sync_to_async(services.room_get_or_create)(name)
-        # Subscribe before reading the backlog: a message committed after the read is then delivered live, and
-        # one delivered both ways is dropped by seq, so the client sees no gap and no duplicate.
+        # Joined before the backlog is read: what is committed after the read arrives live (or is caught up from
+        # the log, see go_live), and what arrives both ways is dropped by seq. No gap, no duplicate.
         try:
-            await fanout.hub.join(room.name, self)
+            await self.join(room.name)
         except LAYER_ERRORS as exc:
             metrics.LAYER_ERRORS.inc()
-            logger.warning("connect room=%s refused: channel layer unavailable: %r", room.name, exc)
-            await self.close(code=protocol.CLOSE_INTERNAL_ERROR)
-            return
+            raise Refused(protocol.CLOSE_INTERNAL_ERROR, f"channel layer unavailable: {exc!r}") from None
         self.room = room
         heartbeat.start()
         metrics.CONNECTIONS.inc()
         metrics.CONNECTS.inc()
         after = _after(self.scope["query_string"])
-        try:
-            change = await presence.enter(room, channel_name=self.connection_id, name=identity.name)
-            messages, last_seq = await services.backlog(room, after=after)
-        except DatabaseError as exc:
-            # The client reconnects with backoff and resumes; nothing was sent, so nothing is half-sent.
-            logger.warning("connect room=%s closed: database unavailable: %r", room.name, exc)
-            await self.close(code=protocol.CLOSE_INTERNAL_ERROR)
-            return
+        change = await presence.enter(room, connection_id=self.connection_id, name=identity.name)
+        self.present = True
+        messages, last_seq = await selectors.backlog(room, after=after)
         if after is not None:
             metrics.RESUMES.inc()
         self.sent_through = last_seq
-        await self._send(protocol.hello(room=room.name, you=identity.name, online=change.online, last_seq=last_seq))
+        await self.send_frame(protocol.hello(room=room.name, you=self.name, online=change.online, last_seq=last_seq))
         for payload in messages:
-            await self._send(payload)
-        await self._release_waiting()
+            await self.send_frame(payload)
+        await self.go_live()
         if change.edge:
-            await broadcast(room.name, presence.presence_event("join", identity.name))
-        logger.info("connect room=%s user=%s after=%s backlog=%d", room.name, identity.name, after, len(messages))
-
-    async def _release_waiting(self) -> None:
-        # Frames that arrive while these are sent join the list, so the loop ends with nothing left behind.
-        while self.waiting:
-            seq, message = self.waiting.pop(0)
-            if seq == 0 or seq > self.sent_through:
-                await self.server_send(message)
-        self.ready = True
+            await broadcast(room.name, presence_event("join", self.name))
+        logger.info("connect room=%s user=%s after=%s backlog=%d", room.name, self.name, after, len(messages))
 
     async def disconnect(self, code: int) -> None:
         if self.counted:
             _open_sockets.close(self.limit_keys)
             self.counted = False
+        await self.leave()
         if self.room is None:
             return
-        await fanout.hub.leave(self.room.name, self)
         heartbeat.stop_if_idle()
         metrics.CONNECTIONS.dec()
+        if self.present:
+            await self._leave_presence(self.room)
+        logger.info(
+            "close room=%s user=%s code=%s duration=%.1fs",
+            self.room.name,
+            self.name,
+            code,
+            time.monotonic() - self.opened,
+        )
+
+    async def _leave_presence(self, room: Room) -> None:
         try:
-            change = await presence.leave(self.room, channel_name=self.connection_id, name=self.name)
+            change = await presence.leave(room, connection_id=self.connection_id, name=self.name)
         except DatabaseError as exc:
             # The row stays behind; the heartbeat sweep removes it and announces the leave after the TTL.
-            logger.warning("close room=%s: presence not updated, database unavailable: %r", self.room.name, exc)
-        else:
-            if change.edge:
-                await broadcast(self.room.name, presence.presence_event("leave", self.name))
-        duration = time.monotonic() - self.opened
-        logger.info("close room=%s user=%s code=%s duration=%.1fs", self.room.name, self.name, code, duration)
+            logger.warning("close room=%s: presence not updated, database unavailable: %r", room.name, exc)
+            return
+        if change.edge:
+            await broadcast(room.name, presence_event("leave", self.name))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room is None:
             return
         if text_data is None:
-            await self._send(protocol.error(code=protocol.BAD_FRAME, detail="Binary frames are not supported."))
+            await self.send_frame(protocol.error(code=protocol.BAD_FRAME, detail="Binary frames are not supported."))
             return
         if len(text_data.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_FRAME_BYTES:
             await self.close(code=protocol.CLOSE_FRAME_TOO_BIG)
@@ -258,11 +157,15 @@ class ChatConsumer:
             )
             await self._handle(self.room, frame)
         except ClientError as exc:
-            await self._send(protocol.error(code=exc.code, detail=exc.detail))
+            await self.send_frame(protocol.error(code=exc.code, detail=exc.detail))
         except DatabaseError as exc:
             # Not the client's fault and not a bug to trace: the frame is answered, the socket stays open.
             logger.warning("room=%s: database unavailable: %r", self.room.name, exc)
-            await self._send(protocol.error(code=protocol.UNAVAILABLE, detail="The server's database is unavailable."))
+            await self.send_frame(
+                protocol.error(code=protocol.UNAVAILABLE, detail="The server's database is unavailable.")
+            )
+        except TooSlow:
+            await self.close(code=protocol.CLOSE_TOO_SLOW)
 
     async def _handle(self, room: Room, frame: protocol.ClientFrame) -> None:
         match frame:
@@ -270,51 +173,52 @@ class ChatConsumer:
                 posted = await services.amessage_create(
                     room=room, author=self.identity.name, user=self.identity.user, body=body, client_id=client_id
                 )
-                await self._send(protocol.ack(client_id=posted.message.client_id, seq=posted.message.seq))
+                await self.send_frame(protocol.ack(client_id=posted.message.client_id, seq=posted.message.seq))
             case protocol.TypingFrame():
-                await broadcast(room.name, presence.presence_event("typing", self.identity.name))
+                await broadcast(room.name, presence_event("typing", self.identity.name))
             case protocol.PingFrame():
-                await self._send(protocol.pong(last_seq=await services.last_seq(room)))
+                await self.send_frame(protocol.pong(last_seq=await selectors.last_seq(room)))
             case protocol.HistoryFrame(before=before, limit=limit):
                 metrics.HISTORY_REQUESTS.inc()
-                messages, has_more = await services.history(room, before=before, limit=limit)
-                await self._send(protocol.history(before=before, messages=messages, has_more=has_more))
+                messages, has_more = await selectors.history(room, before=before, limit=limit)
+                await self.send_frame(protocol.history(before=before, messages=messages, has_more=has_more))
 
-    async def _send(self, frame: dict[str, Any]) -> None:
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        """Send one of this socket's own frames, once the server holds little for it (TooSlow if it never does)."""
+        await self.drained()
         await self.send(text_data=protocol.encode(frame))
 
-    # The room fan-out's side (chat.fanout.Member): live frames arrive as ready-made ASGI messages.
+    # Handlers of the room's group events (chat.events), called by the process's fan-out.
 
-    async def deliver_message(self, seq: int, message: dict[str, Any]) -> None:
-        if not self.ready:
-            self.waiting.append((seq, message))
-        elif seq > self.sent_through:
-            await self.server_send(message)
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send_live(event)
 
-    async def deliver(self, message: dict[str, Any]) -> None:
-        if not self.ready:
-            self.waiting.append((0, message))
-        else:
-            await self.server_send(message)
+    async def chat_presence(self, event: dict[str, Any]) -> None:
+        # A person's own tabs are not told about their own join, leave or typing.
+        if event["user"] != self.name:
+            await self.send_live(event)
 
-    def stalled(self) -> None:
-        """The socket stopped reading: close it, so that it reconnects and resumes from the log."""
-        self._closing = asyncio.get_running_loop().create_task(self.close(code=protocol.CLOSE_TOO_SLOW))
+    # What a catch-up reads and sends (chat.fanout_consumer).
 
-    async def resync(self) -> None:
-        """The layer failed and is back: whatever it lost meanwhile is in the log, so send that."""
-        if self.room is None or not self.ready:
+    async def read_log(self, *, after: int) -> tuple[list[tuple[int, str]], int, bool]:
+        if self.room is None:  # never: only a socket that joined a room is caught up
+            return [], after, True
+        payloads, last_seq, complete = await selectors.catch_up(self.room, after=after)
+        return [(payload["seq"], protocol.encode(payload)) for payload in payloads], last_seq, complete
+
+    async def presence_missed(self) -> None:
+        if self.room is None:
             return
-        messages, last_seq = await services.backlog(self.room, after=self.sent_through)
-        metrics.GAPS_HEALED.inc(len(messages))
-        for payload in messages:
-            await self._send(payload)
-        self.sent_through = max(self.sent_through, last_seq)
-        logger.info("resync room=%s user=%s healed=%d", self.room.name, self.name, len(messages))
+        online = await database_sync_to_async(presence.online_names)(self.room)
+        await self.send(text_data=protocol.encode(protocol.online(online=online)))
 
 
-class NotFoundConsumer(AsyncWebsocketConsumer):
-    """Any WebSocket path that is not a room: refused at the handshake instead of a routing traceback."""
+class RefusingConsumer(FanoutConsumer):
+    """Refuses the handshake (HTTP 403): any WebSocket path that is not a room, and a foreign origin.
+
+    A FanoutConsumer for its ``__call__``, which takes no layer channel: a refused handshake must not subscribe to
+    Redis, nor fail instead of refusing while Redis is down.
+    """
 
     async def connect(self) -> None:
         await self.close()

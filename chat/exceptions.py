@@ -1,4 +1,4 @@
-"""The one error type a client can cause. The consumer maps it to an ``error`` frame; nothing else is caught."""
+"""The errors a client can cause: a refused frame (an ``error`` frame) and a refused socket (a close code)."""
 
 
 class ClientError(Exception):
@@ -8,3 +8,12 @@ class ClientError(Exception):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+
+
+class Refused(Exception):
+    """A socket chatsite will not serve: the consumer closes it with ``code`` (chat.protocol's close codes)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason

@@ -6,46 +6,36 @@ hop, a task wake-up, a dispatch and (since channels 4.2) a thread hop to close d
 microseconds per recipient. Here, as in Phoenix's "fastlane", a process joins each room's group once, and the
 one task that receives the room's events writes the already-encoded frame to each local socket in turn.
 
-The contract stays Channels': a ``group_send`` to a room's group, from any process, reaches every socket in it.
-The group's member is the process's room subscription instead of each socket. This is not a source of truth
-either: what a socket may have missed is always in the log, by seq.
+The contract stays Channels': a ``group_send`` to a room's group, from any process, reaches every socket in it,
+through the handler named after the event's type. The group's member is the process's room subscription instead
+of each socket. This is not a source of truth either: what a socket may have missed is always in the log, by seq.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from channels.consumer import get_handler_name
 from channels.layers import get_channel_layer
 
 from . import metrics
 from .broadcast import LAYER_ERRORS
+from .events import MESSAGE_EVENT, MESSAGES_EVENT
 from .rooms import group_name
 
 logger = logging.getLogger(__name__)
 
-# The channel-layer events of a room's group. Each carries its frame already encoded in "text".
-MESSAGE_EVENT = "chat.message"  # a stored message, with its "seq"
-MESSAGES_EVENT = "chat.messages"  # several stored messages of one commit, oldest first: "events", each a MESSAGE_EVENT
-PRESENCE_EVENT = "chat.presence"  # a join, leave or typing of "user"
-# A socket whose send has not completed in this long stops reading; it is closed so the room is not held up.
-SEND_STALL_SECONDS = 2.0
 _LAYER_RETRY_SECONDS = (0.5, 1, 2, 5)
 
 
 class Member(Protocol):
-    """What the fan-out needs of a socket (chat.consumers.ChatConsumer)."""
+    """What the fan-out needs of a socket (chat.fanout_consumer.FanoutConsumer): an id, a handler per event type
+    (``chat_message`` for ``chat.message``) that never waits for the socket, and a way to be told that the layer
+    lost events."""
 
-    name: str
     connection_id: str
 
-    async def deliver_message(self, seq: int, message: dict[str, Any]) -> None: ...
-
-    async def deliver(self, message: dict[str, Any]) -> None: ...
-
-    def stalled(self) -> None: ...
-
-    async def resync(self) -> None: ...
+    def resync(self) -> None: ...
 
 
 class RoomFanout:
@@ -55,7 +45,17 @@ class RoomFanout:
         self.room_name = room_name
         self.members: dict[str, Member] = {}
         self.channel = ""
+        self.started: asyncio.Task[None] | None = None
         self.task: asyncio.Task[None] | None = None
+
+    def ended(self) -> bool:
+        """Failed to subscribe, or left behind by an event loop that has ended (one per test)."""
+        started = self.started
+        if started is None or started.get_loop() is not asyncio.get_running_loop():
+            return True
+        if started.done() and (started.cancelled() or started.exception() is not None):
+            return True
+        return self.task is not None and self.task.done()
 
     async def start(self) -> None:
         layer = get_channel_layer()
@@ -102,53 +102,36 @@ class RoomFanout:
                 continue
             break
         for member in list(self.members.values()):
-            await member.resync()
+            member.resync()
 
     async def fan_out(self, event: dict[str, Any]) -> None:
+        """Call each local socket's handler for the event, in join order. Handlers do not wait for their socket
+        (one that is behind is skipped, see chat.fanout_consumer), so no reader holds up the others."""
         if event["type"] == MESSAGES_EVENT:
             for inner in event["events"]:
                 await self.fan_out(inner)
             return
-        message = {"type": "websocket.send", "text": event["text"]}
+        text = event.get("text")
+        if text is not None:
+            # Built once for every recipient: the ASGI message, and its size for the sockets' bounds.
+            event["frame"] = {"type": "websocket.send", "text": text}
+            event["size"] = len(text.encode("utf-8", "surrogatepass"))
+        name = get_handler_name(event)
         members = list(self.members.values())
-        if event["type"] == MESSAGE_EVENT:
-            seq = event["seq"]
-            await self._each(members, lambda member: member.deliver_message(seq, message))
-            metrics.DELIVERIES.inc(len(members))
-        elif event["type"] == PRESENCE_EVENT:
-            # A person's own tabs are not told about their own join, leave or typing.
-            user = event["user"]
-            await self._each([m for m in members if m.name != user], lambda member: member.deliver(message))
-
-    async def _each(self, members: list[Member], send: Callable[[Member], Awaitable[None]]) -> None:
-        """Send to each member in turn; a member that stalls or has gone is dropped, the others still served."""
-        loop = asyncio.get_running_loop()
-        index = 0
-        while index < len(members):
+        for member in members:
+            handler = getattr(member, name, None)
+            if handler is None:
+                continue
             try:
-                # One timeout for the whole loop, pushed forward as it goes: a member whose send has not
-                # completed within SEND_STALL_SECONDS/2 to SEND_STALL_SECONDS is the one it interrupts.
-                async with asyncio.timeout(None) as stall:
-                    while index < len(members):
-                        member = members[index]
-                        index += 1
-                        # Re-armed only when half the allowance is used: a timer per recipient costs ~4 µs.
-                        now = loop.time()
-                        deadline = stall.when()
-                        if deadline is None or deadline - now < SEND_STALL_SECONDS / 2:
-                            stall.reschedule(now + SEND_STALL_SECONDS)
-                        await send(member)
-            except TimeoutError:
-                logger.warning("closing a stalled socket in room=%s", self.room_name)
-                self.members.pop(member.connection_id, None)
-                member.stalled()
+                await handler(event)
             except (OSError, RuntimeError) as exc:
                 # The socket closed while the fan-out was writing to it; its disconnect handler cleans up.
                 logger.debug("send to a closed socket in room=%s: %r", self.room_name, exc)
-
-
-# The server's own send, in the scope (chat.socketstack puts it there): live frames go out through it.
-SERVER_SEND = "chat.server_send"
+            except Exception:
+                # A bug in one handler must not cost the others their frame.
+                logger.exception("room=%s: %s failed for a socket", self.room_name, name)
+        if event["type"] == MESSAGE_EVENT:
+            metrics.DELIVERIES.inc(len(members))
 
 
 class Hub:
@@ -158,20 +141,25 @@ class Hub:
         self.rooms: dict[str, RoomFanout] = {}
 
     async def join(self, room_name: str, member: Member) -> None:
+        """Add a socket to the room's group, subscribing this process to it first if it is the room's first."""
         fanout = self.rooms.get(room_name)
-        if fanout is None or fanout.task is None or fanout.task.done():
-            # New, or left behind by an event loop that has ended (one per test).
-            fanout = RoomFanout(room_name)
-            await fanout.start()
-            self.rooms[room_name] = fanout
+        if fanout is None or fanout.ended():
+            # Registered before the subscription is awaited, so sockets joining meanwhile share it.
+            fanout = self.rooms[room_name] = RoomFanout(room_name)
+            fanout.started = asyncio.get_running_loop().create_task(fanout.start())
         fanout.members[member.connection_id] = member
+        try:
+            await asyncio.shield(fanout.started)  # type: ignore[arg-type]
+        except BaseException:
+            await self.leave(room_name, member)
+            raise
 
     async def leave(self, room_name: str, member: Member) -> None:
         fanout = self.rooms.get(room_name)
         if fanout is None:
             return
         fanout.members.pop(member.connection_id, None)
-        if not fanout.members:
+        if not fanout.members and self.rooms.get(room_name) is fanout:
             del self.rooms[room_name]
             await fanout.stop()
 

@@ -13,6 +13,7 @@ from django.db import DatabaseError
 
 from . import metrics, presence
 from .broadcast import LAYER_ERRORS, broadcast
+from .events import presence_event
 from .fanout import hub
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ async def beat_once() -> None:
         metrics.LAYER_ERRORS.inc()
         logger.warning("heartbeat could not renew room subscriptions: %r", exc)
     for room_name, user in left:
-        await broadcast(room_name, presence.presence_event("leave", user))
+        await broadcast(room_name, presence_event("leave", user))
 
 
 async def _beat() -> None:

@@ -11,13 +11,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 CONNECTIONS = Gauge("chat_connections", "Open room sockets.", multiprocess_mode="livesum")
 CONNECTS = Counter("chat_connects", "Room sockets opened.")
 MESSAGES_STORED = Counter("chat_messages_stored", "Messages stored (idempotent resends not counted).")
-# Stored messages per commit on the socket path is the group commit's batch size (chat.services.GroupCommit).
+# Stored messages per commit on the socket path is the group commit's batch size (chat.groupcommit.GroupCommit).
 MESSAGE_COMMITS = Counter("chat_message_commits", "Transactions that stored messages posted on sockets.")
 DELIVERIES = Counter("chat_deliveries", "Live message frames sent to sockets.")
 RESUMES = Counter("chat_resumes", "Connections that resumed with ?after=.")
-GAPS_HEALED = Counter("chat_gaps_healed", "Messages a socket received from the log after the channel layer failed it.")
+GAPS_HEALED = Counter(
+    "chat_gaps_healed",
+    "Frames a socket was sent from the log because it missed them live (layer failure, slow reader, joining).",
+)
 HISTORY_REQUESTS = Counter("chat_history_requests", "History pages served.")
 RATE_LIMITED = Counter("chat_rate_limited_frames", "Frames refused by the per-connection rate limit.")
+SOCKETS_BEHIND = Gauge(
+    "chat_sockets_behind",
+    "Sockets over CHAT_SEND_BUFFER_BYTES, skipped by live frames until they drain.",
+    multiprocess_mode="livesum",
+)
+SOCKETS_TOO_SLOW = Counter("chat_sockets_too_slow", "Sockets closed with 4008: behind for CHAT_SEND_BEHIND_SECONDS.")
 LAYER_ERRORS = Counter("chat_layer_errors", "Channel-layer calls that failed (Redis down or restarting).")
 
 

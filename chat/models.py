@@ -49,7 +49,8 @@ class Presence(models.Model):
     """One open WebSocket in a room. Kept in the database so that every server process sees the same list."""
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="presences")
-    channel_name = models.CharField(max_length=200, unique=True)
+    # The socket's id in its process (FanoutConsumer.connection_id): sockets have no layer channel of their own.
+    connection_id = models.CharField(max_length=200, unique=True)
     name = models.CharField(max_length=150)
     connected = models.DateTimeField(auto_now_add=True)
     # Refreshed by the connection's pings; rows older than CHAT_PRESENCE_TTL_SECONDS belong to dead processes.

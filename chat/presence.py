@@ -7,7 +7,6 @@ without saying goodbye: it no longer counts, and the next sweep removes it and a
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -15,8 +14,6 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from . import protocol
-from .fanout import PRESENCE_EVENT
 from .models import Presence, Room
 
 
@@ -27,11 +24,6 @@ class Change:
     online: list[str]
     # True when this socket was the name's first to open, or its last to close: time for a join / leave.
     edge: bool
-
-
-def presence_event(kind: protocol.PresenceKind, user: str) -> dict[str, Any]:
-    """A join, leave or typing event; its frame is encoded once here for all recipients."""
-    return {"type": PRESENCE_EVENT, "user": user, "text": protocol.encode(protocol.presence(kind, user=user))}
 
 
 def _fresh_since() -> datetime:
@@ -52,20 +44,20 @@ def online_counts() -> dict[int, int]:
 
 
 @database_sync_to_async
-def enter(room: Room, *, channel_name: str, name: str) -> Change:
+def enter(room: Room, *, connection_id: str, name: str) -> Change:
     with transaction.atomic():
         # The room lock orders concurrent opens and closes, so exactly one of two tabs opening at once is first.
         Room.objects.select_for_update().only("id").get(pk=room.pk)
         first = not Presence.objects.filter(room=room, name=name, seen__gte=_fresh_since()).exists()
-        Presence.objects.create(room=room, channel_name=channel_name, name=name, seen=timezone.now())
+        Presence.objects.create(room=room, connection_id=connection_id, name=name, seen=timezone.now())
         return Change(online=online_names(room), edge=first)
 
 
 @database_sync_to_async
-def leave(room: Room, *, channel_name: str, name: str) -> Change:
+def leave(room: Room, *, connection_id: str, name: str) -> Change:
     with transaction.atomic():
         Room.objects.select_for_update().only("id").get(pk=room.pk)
-        Presence.objects.filter(channel_name=channel_name).delete()
+        Presence.objects.filter(connection_id=connection_id).delete()
         last = not Presence.objects.filter(room=room, name=name, seen__gte=_fresh_since()).exists()
         return Change(online=online_names(room), edge=last)
 
@@ -75,11 +67,11 @@ _TOUCH_CHUNK = 500
 
 
 @database_sync_to_async
-def touch(channel_names: list[str]) -> None:
+def touch(connection_ids: list[str]) -> None:
     """Mark these sockets as alive now."""
     now = timezone.now()
-    for start in range(0, len(channel_names), _TOUCH_CHUNK):
-        Presence.objects.filter(channel_name__in=channel_names[start : start + _TOUCH_CHUNK]).update(seen=now)
+    for start in range(0, len(connection_ids), _TOUCH_CHUNK):
+        Presence.objects.filter(connection_id__in=connection_ids[start : start + _TOUCH_CHUNK]).update(seen=now)
 
 
 @database_sync_to_async

@@ -159,6 +159,10 @@ def hello(*, room: str, you: str, online: list[str], last_seq: int) -> dict[str,
     return {"type": "hello", "room": room, "you": you, "online": online, "last_seq": last_seq}
 
 
+def online(*, online: list[str]) -> dict[str, Any]:
+    return {"type": "online", "online": online}
+
+
 def ack(*, client_id: str | None, seq: int) -> dict[str, Any]:
     return {"type": "ack", "client_id": client_id, "seq": seq}
 

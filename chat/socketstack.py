@@ -1,13 +1,14 @@
-"""The WebSocket side's middleware and router, in one layer: origin checks, cookies, session, user, the server's
-send, then the route.
+"""The WebSocket side's middleware and router, in one layer: origin checks, cookies, session, user, then the
+route.
 
-It does what KeepServerSend(AllowedHostsOriginValidator(SameOriginValidator(AuthMiddlewareStack(URLRouter(...)))))
-did, without copying the scope and with one coroutine frame instead of eight. Each copy and frame of that stack
-stays alive as long as the socket (a middleware's coroutine holds its scope until the inner application
-returns): together about 6 KiB of every idle connection, measured with tracemalloc (see docs/performance.md).
+It does what AllowedHostsOriginValidator(SameOriginValidator(AuthMiddlewareStack(URLRouter(...)))) would, without
+copying the scope and with one coroutine frame instead of seven: each copy and frame of that stack stays alive as
+long as the socket (a middleware's coroutine holds its scope until the inner application returns); see
+docs/performance.md for what that cost per idle connection.
 
 Channels' session middleware saves a modified session only on ``http.response.start``, never on a WebSocket
-message, so there is no send wrapper to keep here: the consumer's send is the server's.
+message, so there is no send wrapper to keep here: the consumer's send is the server's own, which is what lets
+the fan-out read the server's flow control (chat.outlets).
 """
 
 import contextlib
@@ -17,13 +18,15 @@ from urllib.parse import urlparse
 
 from channels.auth import get_user
 from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.conf import settings
 from django.http import parse_cookie
 from django.urls.exceptions import Resolver404
 
-from .fanout import SERVER_SEND
+from .consumers import RefusingConsumer
 from .origin import allowed_origin
+
+_refuse = RefusingConsumer.as_asgi()
 
 
 def _origin_header(scope: dict[str, Any]) -> Any:
@@ -58,7 +61,7 @@ class SocketStack:
         if scope["type"] != "websocket":
             raise ValueError("SocketStack only serves WebSocket connections")
         if not (allowed_origin(scope) and self.hosts.valid_origin(_origin_header(scope))):
-            return await WebsocketDenier()(scope, receive, send)
+            return await _refuse(scope, receive, send)
         application = self._route(scope)
         # Added to the server's own scope rather than to a copy: right under ProtocolTypeRouter the only one
         # "upstream" is the server, which made this dict for this connection alone, and a copy would stay alive
@@ -68,7 +71,6 @@ class SocketStack:
         scope["session"] = import_module(settings.SESSION_ENGINE).SessionStore(
             cookies.get(settings.SESSION_COOKIE_NAME)
         )
-        scope[SERVER_SEND] = send
         scope["user"] = await get_user(scope)
         return await application(scope, receive, send)
 

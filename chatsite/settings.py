@@ -229,6 +229,13 @@ CHAT_RATE_LIMIT_BURST = env_int("CHAT_RATE_LIMIT_BURST", 20)
 CHAT_RATE_LIMIT_PER_SECOND = env_int("CHAT_RATE_LIMIT_PER_SECOND", 5)
 # Open sockets one client address, and one user, may hold in one server process (0: no cap).
 CHAT_MAX_SOCKETS_PER_CLIENT = env_int("CHAT_MAX_SOCKETS_PER_CLIENT", 50)
+# What the server may hold unsent for one socket (its ASGI server's buffer plus chatsite's own), in bytes. A socket
+# over it stops getting live frames until it drains, then is caught up from the log; one that stays behind for
+# CHAT_SEND_BEHIND_SECONDS is closed with 4008 and resumes by seq.
+CHAT_SEND_BUFFER_BYTES = env_int("CHAT_SEND_BUFFER_BYTES", 256 * 1024)
+CHAT_SEND_BEHIND_SECONDS = env_int("CHAT_SEND_BEHIND_SECONDS", 60)
+if CHAT_SEND_BUFFER_BYTES < 1 or CHAT_SEND_BEHIND_SECONDS < 1:
+    raise ImproperlyConfigured("Need CHAT_SEND_BUFFER_BYTES >= 1 and CHAT_SEND_BEHIND_SECONDS >= 1.")
 # Each process refreshes its sockets' presence every CHAT_HEARTBEAT_SECONDS; a socket not refreshed for
 # CHAT_PRESENCE_TTL_SECONDS (its process died) stops counting as online and is announced as gone.
 CHAT_HEARTBEAT_SECONDS = env_int("CHAT_HEARTBEAT_SECONDS", 20)

@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -9,7 +10,10 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.test import TransactionTestCase, override_settings
 
+from chat.models import Room
 from chat.rooms import group_name
+from chat.services import Posted, message_create
+from chat.store import Draft
 
 T = TypeVar("T")
 
@@ -31,6 +35,28 @@ class ChatTransactionTestCase(TransactionTestCase):
     """
 
     available_apps = ["chat"]
+
+
+async def eventually(
+    condition: Callable[..., object], *, timeout: float = ARRIVAL_SECONDS, interval: float = 0.02, what: str = "it"
+) -> None:
+    """Poll ``condition()`` until it is true, or fail the test after ``timeout`` seconds: never sleep-and-hope."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def eventually_sync(
+    condition: Callable[..., object], *, timeout: float = ARRIVAL_SECONDS, interval: float = 0.05, what: str = "it"
+) -> None:
+    """``eventually`` for code outside an event loop (threads, subprocesses)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
 
 
 def run_in_threads(count: int, task: Callable[[int], T], *, timeout: float = 60.0) -> list[T]:
@@ -94,3 +120,17 @@ class RoomListener:
             return await self.receive(timeout)
         except TimeoutError:
             return None
+
+
+def post(room: Room, body: str = "hello", *, client_id: str | None = None, author: str = "ada") -> Posted:
+    """Post through the one write path, as the admin and chat_post do."""
+    return message_create(room=room, author=author, body=body, client_id=client_id)
+
+
+def draft(room: Room, body: str = "hello", *, client_id: str | None = None) -> Draft:
+    """A checked message by ada, ready for chat.store."""
+    return Draft(room=room, author="ada", user=None, body=body, client_id=client_id)
+
+
+def seqs(messages: list[dict[str, Any]]) -> list[int]:
+    return [message["seq"] for message in messages]

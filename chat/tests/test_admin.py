@@ -5,7 +5,7 @@ from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.auth import get_user_model
 from django.test import TestCase, override_settings
 
-from chat import protocol, services
+from chat import events, protocol, selectors
 from chat.models import Message, Room
 from chat.services import message_create
 
@@ -72,9 +72,9 @@ class MessageAddTests(AdminTestCase):
         event, nothing_more = async_to_sync(scenario)()
         message = Message.objects.get()
         expected = {
-            "type": services.MESSAGE_EVENT,
+            "type": events.MESSAGE_EVENT,
             "seq": 1,
-            "text": protocol.encode(services.message_payload(message, "general")),
+            "text": protocol.encode(selectors.message_payload(message, "general")),
         }
         self.assertEqual((event, nothing_more), (expected, None))
 

@@ -15,10 +15,11 @@ from django.contrib.auth import get_user_model
 from django.db import OperationalError
 from django.test import Client, TransactionTestCase, override_settings
 
-from chat import protocol, services
+from chat import consumers, presence, protocol, selectors, services
 from chat.models import Message, Room
 from chat.rooms import group_name
 from chat.services import message_create, room_get_or_create
+from chat.store import store_all
 from chatsite.asgi import application
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -377,11 +378,92 @@ class DatabaseOutageTests(ConsumerTestCase):
         async def down(room: Room) -> int:
             raise OperationalError("server closed the connection unexpectedly")
 
-        with mock.patch.object(services, "last_seq", down), self.assertNoLogs("chat", level="ERROR"):
+        with mock.patch.object(selectors, "last_seq", down), self.assertNoLogs("chat", level="ERROR"):
             await socket.send({"type": "ping"})
             self.assertEqual((await socket.receive())["code"], "unavailable")
         await socket.send({"type": "ping"})
         self.assertEqual(await socket.receive(), {"type": "pong", "last_seq": 0})
+
+
+class ConnectOutageTests(ConsumerTestCase):
+    """A database outage at any step of connect closes with 1011 and one warning, never a traceback."""
+
+    async def assert_closed_with_1011(self, target: Any, attribute: str) -> Socket:
+        def down(*args: Any, **kwargs: Any) -> Any:
+            raise OperationalError("server closed the connection unexpectedly")
+
+        async def adown(*args: Any, **kwargs: Any) -> Any:
+            down()
+
+        replacement = adown if inspect.iscoroutinefunction(getattr(target, attribute)) else down
+        with (
+            mock.patch.object(target, attribute, replacement),
+            self.assertNoLogs("chat", level="ERROR"),
+            self.assertLogs("chat.consumers", level="WARNING") as logs,
+        ):
+            socket = await self.connect("/ws/chat/lobby/")
+            await socket.communicator.connect(timeout=TIMEOUT)
+            self.assertEqual(
+                await socket.communicator.receive_output(timeout=TIMEOUT),
+                {"type": "websocket.close", "code": protocol.CLOSE_INTERNAL_ERROR},
+            )
+        self.assertEqual(len(logs.records), 1, logs.output)
+        self.assertIn("database unavailable", logs.output[0])
+        return socket
+
+    async def test_an_outage_while_identifying_closes_with_1011(self) -> None:
+        await self.assert_closed_with_1011(consumers, "identify")
+
+    async def test_an_outage_while_finding_the_room_closes_with_1011(self) -> None:
+        await self.assert_closed_with_1011(services, "room_get_or_create")
+
+    async def test_an_outage_while_entering_presence_closes_with_1011(self) -> None:
+        await self.assert_closed_with_1011(presence, "enter")
+
+    async def test_an_outage_while_reading_the_backlog_closes_with_1011(self) -> None:
+        await self.assert_closed_with_1011(selectors, "backlog")
+
+    async def test_a_socket_closed_by_an_outage_at_connect_leaves_nobody_online_behind(self) -> None:
+        closed = await self.assert_closed_with_1011(selectors, "backlog")
+        await closed.communicator.disconnect()
+        self.opened.remove(closed)
+        socket = await self.open("lobby")
+        self.assertEqual(socket.hello["online"], [socket.hello["you"]])
+
+
+# A Redis nobody listens on: any layer call fails at once.
+REDIS_DOWN = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": ["redis://127.0.0.1:9/0"]},
+    }
+}
+
+
+@override_settings(CHANNEL_LAYERS=REDIS_DOWN)
+class RefusalWithRedisDownTests(ConsumerTestCase):
+    """Refusing a handshake takes no layer channel, so it still refuses cleanly while Redis is down."""
+
+    async def test_a_path_that_is_no_room_is_refused_while_redis_is_down(self) -> None:
+        with self.assertNoLogs(level="ERROR"):
+            socket = await self.connect("/nowhere")
+            connected, _ = await socket.communicator.connect(timeout=TIMEOUT)
+        self.assertFalse(connected)
+
+    async def test_a_foreign_origin_is_refused_while_redis_is_down(self) -> None:
+        with self.assertNoLogs(level="ERROR"):
+            socket = await self.connect("/ws/chat/lobby/", origin=(b"origin", b"http://evil.example"))
+            connected, _ = await socket.communicator.connect(timeout=TIMEOUT)
+        self.assertFalse(connected)
+
+    async def test_a_room_socket_is_closed_with_1011_while_redis_is_down(self) -> None:
+        with self.assertNoLogs(level="ERROR"):
+            socket = await self.connect("/ws/chat/lobby/")
+            await socket.communicator.connect(timeout=TIMEOUT)
+            self.assertEqual(
+                await socket.communicator.receive_output(timeout=TIMEOUT),
+                {"type": "websocket.close", "code": protocol.CLOSE_INTERNAL_ERROR},
+            )
 
 
 class SocketCapTests(ConsumerTestCase):
@@ -483,8 +565,12 @@ class LayerFailureTests(ConsumerTestCase):
             socket = await self.open("lobby")
             # Stored while the layer is down: its broadcast never reaches the socket.
             await sync_to_async(
-                lambda: services._store(
-                    room=room_get_or_create("lobby"), author="a", user=None, body="lost", client_id=None
+                lambda: store_all(
+                    [
+                        services.draft(
+                            room=room_get_or_create("lobby"), author="a", user=None, body="lost", client_id=None
+                        )
+                    ]
                 )
             )()
             failing.set()

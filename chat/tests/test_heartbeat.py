@@ -1,4 +1,3 @@
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -8,10 +7,13 @@ from django.test import TransactionTestCase
 from django.utils import timezone
 
 from chat import heartbeat, presence
+from chat.events import presence_event
 from chat.fanout import hub
 from chat.models import Presence
 from chat.rooms import group_name
 from chat.services import room_get_or_create
+
+from .helpers import eventually
 
 
 class Listener:
@@ -22,16 +24,13 @@ class Listener:
         self.connection_id = connection_id
         self.frames: list[dict[str, Any]] = []
 
-    async def deliver_message(self, seq: int, message: dict[str, Any]) -> None:
-        self.frames.append(message)
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        self.frames.append(event["frame"])
 
-    async def deliver(self, message: dict[str, Any]) -> None:
-        self.frames.append(message)
+    async def chat_presence(self, event: dict[str, Any]) -> None:
+        self.frames.append(event["frame"])
 
-    def stalled(self) -> None:
-        pass
-
-    async def resync(self) -> None:
+    def resync(self) -> None:
         pass
 
 
@@ -41,7 +40,7 @@ class HeartbeatTests(TransactionTestCase):
         self.layer = get_channel_layer()
 
     def age(self, connection_id: str, seconds: int) -> None:
-        Presence.objects.filter(channel_name=connection_id).update(seen=timezone.now() - timedelta(seconds=seconds))
+        Presence.objects.filter(connection_id=connection_id).update(seen=timezone.now() - timedelta(seconds=seconds))
 
     async def beat_with(self, listener: Listener, *, rounds: int = 1) -> None:
         """Run heartbeat rounds while ``listener`` is a socket of this process in the lobby."""
@@ -49,28 +48,32 @@ class HeartbeatTests(TransactionTestCase):
         try:
             for _ in range(rounds):
                 await heartbeat.beat_once()
-            await asyncio.sleep(0.1)  # let the room's fan-out task deliver what the beat broadcast
+            # The layer keeps a channel's order: once a marker sent now arrives, all the beats sent is in.
+            marker = presence_event("typing", "marker")
+            await self.layer.group_send(group_name("lobby"), marker)
+            await eventually(lambda: marker["text"] in [f["text"] for f in listener.frames], what="the marker")
+            listener.frames = [f for f in listener.frames if f["text"] != marker["text"]]
         finally:
             await hub.leave("lobby", listener)
 
     def test_a_beat_refreshes_the_presence_of_this_processes_sockets(self) -> None:
-        async_to_sync(presence.enter)(self.room, channel_name="mine", name="alice")
+        async_to_sync(presence.enter)(self.room, connection_id="mine", name="alice")
         self.age("mine", 50)
         async_to_sync(self.beat_with)(Listener("alice", "mine"))
-        seen = Presence.objects.get(channel_name="mine").seen
+        seen = Presence.objects.get(connection_id="mine").seen
         self.assertLess(timezone.now() - seen, timedelta(seconds=5))
 
     def test_a_socket_of_a_dead_process_is_swept_and_its_user_announced_gone_once(self) -> None:
-        async_to_sync(presence.enter)(self.room, channel_name="dead", name="ghost")
+        async_to_sync(presence.enter)(self.room, connection_id="dead", name="ghost")
         self.age("dead", 3600)
         listener = Listener("bob", "alive")
         async_to_sync(self.beat_with)(listener, rounds=2)
         self.assertEqual([f["text"] for f in listener.frames], ['{"type":"leave","user":"ghost"}'])
-        self.assertFalse(Presence.objects.filter(channel_name="dead").exists())
+        self.assertFalse(Presence.objects.filter(connection_id="dead").exists())
 
     def test_a_user_with_another_live_socket_is_not_announced_gone(self) -> None:
-        async_to_sync(presence.enter)(self.room, channel_name="dead", name="alice")
-        async_to_sync(presence.enter)(self.room, channel_name="alive", name="alice")
+        async_to_sync(presence.enter)(self.room, connection_id="dead", name="alice")
+        async_to_sync(presence.enter)(self.room, connection_id="alive", name="alice")
         self.age("dead", 3600)
         left = async_to_sync(presence.sweep)()
         self.assertEqual(left, [])
@@ -86,10 +89,7 @@ class HeartbeatTests(TransactionTestCase):
                 await self.layer.group_discard(group_name("lobby"), hub.rooms["lobby"].channel)
                 await heartbeat.beat_once()
                 await self.layer.group_send(group_name("lobby"), {"type": "chat.message", "seq": 1, "text": "x"})
-                for _ in range(50):
-                    if listener.frames:
-                        return
-                    await asyncio.sleep(0.02)
+                await eventually(lambda: listener.frames, what="the message through the renewed subscription")
             finally:
                 await hub.leave("lobby", listener)
 

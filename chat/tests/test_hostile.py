@@ -34,12 +34,12 @@ from chat.models import Message, Room
 from chat.services import message_create, room_get_or_create
 
 from . import oracle
-from .helpers import FAST_HASHING
+from .helpers import FAST_HASHING, eventually
 from .servers import Server, database_url, require_redis_and_postgres
 from .test_browser import BrowserTestCase, needs_chromium
 from .test_browser_client import RUN_IN_MODULE
 from .test_consumers import HOST, TIMEOUT, ConsumerTestCase, Socket
-from .wsclient import ChatClient, eventually
+from .wsclient import ChatClient
 
 ROOM = "hostile"
 

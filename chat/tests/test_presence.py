@@ -22,14 +22,14 @@ class PresenceTestCase(ChatTransactionTestCase):
         self.room = Room.objects.create(name="general")
 
     def enter(self, channel: str, name: str, room: Room | None = None) -> presence.Change:
-        return async_to_sync(presence.enter)(room or self.room, channel_name=channel, name=name)
+        return async_to_sync(presence.enter)(room or self.room, connection_id=channel, name=name)
 
     def leave(self, channel: str, name: str, room: Room | None = None) -> presence.Change:
-        return async_to_sync(presence.leave)(room or self.room, channel_name=channel, name=name)
+        return async_to_sync(presence.leave)(room or self.room, connection_id=channel, name=name)
 
     def age(self, channel: str, seconds: float) -> None:
         """Make a socket's row look as if it was last seen ``seconds`` ago."""
-        Presence.objects.filter(channel_name=channel).update(seen=timezone.now() - timedelta(seconds=seconds))
+        Presence.objects.filter(connection_id=channel).update(seen=timezone.now() - timedelta(seconds=seconds))
 
 
 class EnterTests(PresenceTestCase):
@@ -56,7 +56,7 @@ class EnterTests(PresenceTestCase):
     def test_entering_stores_one_row_per_socket(self):
         self.enter("c1", "ada")
         self.enter("c2", "ada")
-        self.assertEqual(sorted(Presence.objects.values_list("channel_name", flat=True)), ["c1", "c2"])
+        self.assertEqual(sorted(Presence.objects.values_list("connection_id", flat=True)), ["c1", "c2"])
 
     def test_a_stale_socket_of_the_same_name_does_not_stop_an_edge(self):
         self.enter("c1", "ada")
@@ -85,7 +85,7 @@ class LeaveTests(PresenceTestCase):
         self.enter("c1", "ada")
         self.enter("c2", "ada")
         self.leave("c1", "ada")
-        self.assertEqual(list(Presence.objects.values_list("channel_name", flat=True)), ["c2"])
+        self.assertEqual(list(Presence.objects.values_list("connection_id", flat=True)), ["c2"])
 
     def test_leaving_returns_the_online_names_without_the_leaver(self):
         self.enter("c1", "ada")
@@ -128,7 +128,7 @@ class TouchTests(PresenceTestCase):
         count = 1200
         stale = timezone.now() - timedelta(seconds=TTL + 5)
         Presence.objects.bulk_create(
-            Presence(room=self.room, channel_name=f"c{index}", name=f"user{index}", seen=stale)
+            Presence(room=self.room, connection_id=f"c{index}", name=f"user{index}", seen=stale)
             for index in range(count)
         )
         self.touch(*(f"c{index}" for index in range(count)))
@@ -156,7 +156,7 @@ class SweepTests(PresenceTestCase):
         self.enter("c2", "bob")
         self.age("c1", TTL + 5)
         self.sweep()
-        self.assertEqual(list(Presence.objects.values_list("channel_name", flat=True)), ["c2"])
+        self.assertEqual(list(Presence.objects.values_list("connection_id", flat=True)), ["c2"])
 
     def test_a_sweep_reports_a_name_left_with_no_socket_as_gone_from_its_room(self):
         self.enter("c1", "ada")

@@ -12,8 +12,9 @@ from django.test import Client, TransactionTestCase
 
 from chat.models import Message, Room
 
+from .helpers import eventually
 from .servers import RedisServer, Server, require_redis_and_postgres
-from .wsclient import ChatClient, eventually
+from .wsclient import ChatClient
 
 # Short enough that a killed process's users are swept within seconds, not the production minute.
 FAST_PRESENCE = {"CHAT_HEARTBEAT_SECONDS": "1", "CHAT_PRESENCE_TTL_SECONDS": "4"}

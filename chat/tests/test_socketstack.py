@@ -1,5 +1,6 @@
 """The WebSocket handshake layer: origin and host checks, cookies, session and user, the server's send, the route."""
 
+from collections.abc import Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -8,7 +9,6 @@ from django.contrib.auth import get_user_model
 from django.test import Client, TransactionTestCase, override_settings
 from django.urls import path, re_path
 
-from chat.fanout import SERVER_SEND
 from chat.socketstack import SocketStack
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -16,13 +16,15 @@ HOST = (b"host", b"localhost")
 
 
 class Recorder:
-    """A route's application that accepts and keeps the scope it was given."""
+    """A route's application that accepts and keeps the scope and the send it was given."""
 
     def __init__(self) -> None:
         self.scopes: list[dict[str, Any]] = []
+        self.sends: list[Any] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.scopes.append(scope)
+        self.sends.append(send)
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
         await receive()  # websocket.disconnect
@@ -78,6 +80,19 @@ class SocketStackTests(TransactionTestCase):
         self.assertTrue(await self.handshake("/ws/chat/lobby/", ORIGIN, HOST, cookie))
         self.assertEqual(self.room.scopes[0]["user"].username, "ada")
 
-    async def test_the_servers_own_send_is_kept_in_the_scope_for_the_fan_out(self) -> None:
-        self.assertTrue(await self.handshake())
-        self.assertTrue(callable(self.room.scopes[0][SERVER_SEND]))
+    async def test_the_route_gets_the_servers_own_send_so_the_fan_out_can_read_its_flow_control(self) -> None:
+        sends: list[Any] = []
+
+        async def server_send(message: dict[str, Any]) -> None:
+            sends.append(message)
+
+        scope = {"type": "websocket", "path": "/ws/chat/lobby/", "headers": [ORIGIN, HOST], "query_string": b""}
+        messages: Iterator[dict[str, Any]] = iter(
+            [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+        )
+
+        async def receive() -> dict[str, Any]:
+            return next(messages)
+
+        await self.stack(scope, receive, server_send)
+        self.assertIs(self.room.sends[0], server_send)

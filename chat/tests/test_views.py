@@ -47,7 +47,7 @@ class LobbyTests(TestCase):
 
     def online(self, room: Room, *names: str) -> None:
         for index, name in enumerate(names):
-            Presence.objects.create(room=room, channel_name=f"{room.name}-{index}", name=name, seen=self.now)
+            Presence.objects.create(room=room, connection_id=f"{room.name}-{index}", name=name, seen=self.now)
 
     def test_the_lobby_answers_200(self):
         self.assertEqual(self.client.get("/").status_code, 200)
@@ -74,7 +74,7 @@ class LobbyTests(TestCase):
 
     def test_stale_presence_is_not_counted_in_the_lobby(self):
         general = Room.objects.create(name="general")
-        Presence.objects.create(room=general, channel_name="c1", name="ada", seen=self.now - timedelta(hours=1))
+        Presence.objects.create(room=general, connection_id="c1", name="ada", seen=self.now - timedelta(hours=1))
         self.assertEqual([room.online for room in self.client.get("/").context["rooms"]], [0])
 
     def test_the_lobby_lists_the_most_recently_active_rooms_first_and_never_active_rooms_last_by_name(self):
@@ -381,7 +381,7 @@ class RoomsJsonTests(TestCase):
     def test_the_rooms_endpoint_lists_each_room_with_its_link_online_count_and_last_activity(self):
         general = Room.objects.create(name="general", last_activity=datetime(2026, 11, 28, 7, 35, 51, tzinfo=UTC))
         for index, name in enumerate(["ada", "ada", "bob"]):
-            Presence.objects.create(room=general, channel_name=f"c{index}", name=name, seen=self.now)
+            Presence.objects.create(room=general, connection_id=f"c{index}", name=name, seen=self.now)
         self.assertEqual(
             self.rooms(),
             [{"name": "general", "url": "/chat/general/", "online": 2, "last_activity": "2026-11-28T07:35:51Z"}],
@@ -399,7 +399,7 @@ class RoomsJsonTests(TestCase):
 
     def test_the_rooms_endpoint_does_not_count_stale_presence(self):
         general = Room.objects.create(name="general")
-        Presence.objects.create(room=general, channel_name="c1", name="ada", seen=self.now - timedelta(hours=1))
+        Presence.objects.create(room=general, connection_id="c1", name="ada", seen=self.now - timedelta(hours=1))
         self.assertEqual(self.rooms()[0]["online"], 0)
 
     def test_the_rooms_endpoint_is_never_cached(self):

@@ -214,13 +214,3 @@ async def _small_buffer_socket(base_url: str, size: int) -> socketlib.socket:
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
     return sock
-
-
-async def eventually(condition: Any, *, timeout: float, interval: float = 0.05, what: str = "condition") -> None:
-    """Poll ``condition()`` until it is true or ``timeout`` seconds pass (then AssertionError)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)

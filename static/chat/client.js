@@ -113,6 +113,10 @@ function handleFrame(frame) {
     case "typing":
       people.typing(frame.user);
       break;
+    case "online":
+      // The whole list again: the server skipped join or leave frames while this socket was behind.
+      people.reset(frame.online);
+      break;
     case "error":
       if (frame.code === "rate_limited") setTimeout(() => timeline.retry(), RETRY_REQUESTS_MS);
       if (!outbox.refused(frame)) console.warn("chatsite: the server refused a frame", frame);

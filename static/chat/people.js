@@ -15,7 +15,7 @@ export class People {
     this.typists = new Map();
   }
 
-  // The full list, from a hello.
+  // The full list, from a hello or an online frame.
   reset(names, you = this.you) {
     this.you = you;
     this.names = new Set(names);

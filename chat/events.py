@@ -1,0 +1,29 @@
+"""The channel-layer events of a room's group, and their builders: defined once, for the write path, presence and
+the fan-out alike.
+
+Each event carries its frame already encoded in ``text``, so a broadcast encodes JSON once, not once per recipient.
+A consumer handles them by Channels' naming rule: ``chat.message`` is ``chat_message``.
+"""
+
+from typing import Any
+
+from . import protocol
+
+MESSAGE_EVENT = "chat.message"  # a stored message, with its "seq"
+MESSAGES_EVENT = "chat.messages"  # several stored messages of one commit, oldest first: "events", each a MESSAGE_EVENT
+PRESENCE_EVENT = "chat.presence"  # a join, leave or typing of "user"
+
+
+def message_event(payload: dict[str, Any]) -> dict[str, Any]:
+    """The event of one stored message, from its frame (protocol.message)."""
+    return {"type": MESSAGE_EVENT, "seq": payload["seq"], "text": protocol.encode(payload)}
+
+
+def messages_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One room's messages of one commit as a single event: it arrives whole, so nothing lands between them."""
+    return events[0] if len(events) == 1 else {"type": MESSAGES_EVENT, "events": events}
+
+
+def presence_event(kind: protocol.PresenceKind, user: str) -> dict[str, Any]:
+    """A join, leave or typing of ``user``."""
+    return {"type": PRESENCE_EVENT, "user": user, "text": protocol.encode(protocol.presence(kind, user=user))}

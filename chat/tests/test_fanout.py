@@ -1,0 +1,290 @@
+"""The room fan-out and its sockets' bounds, with fake members: no reader holds up the others, and one that falls
+behind is caught up from the log with nothing lost or doubled."""
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.test import SimpleTestCase, override_settings
+
+from chat import protocol
+from chat.events import message_event, messages_event, presence_event
+from chat.fanout import Hub, RoomFanout
+from chat.fanout_consumer import FanoutConsumer
+
+from .helpers import eventually
+
+FRAME = 1000  # bytes of each test message's text, roughly
+BOUND = 10 * FRAME
+
+
+def payload(seq: int) -> dict[str, Any]:
+    return {"type": "message", "seq": seq, "body": "x" * FRAME}
+
+
+class FakeOutlet:
+    """What a server says about the socket's buffer, set by the test."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.waits_above = 0
+        self.aborted = False
+
+    def buffered(self) -> int:
+        return self.held
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+class FakeMember(FanoutConsumer):
+    """A socket of the room with a fake server send and the test's log; live from the start."""
+
+    def __init__(self, log: list[int], *, outlet: FakeOutlet | None = None) -> None:
+        super().__init__()
+        self.log = log
+        self.sent: list[Any] = []
+        self.outlet = outlet or FakeOutlet()
+        self.base_send = self.record
+        self.room_name = "room"
+        self.live = True
+        self.presence_refreshes = 0
+
+    async def record(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send_live(event)
+
+    async def chat_presence(self, event: dict[str, Any]) -> None:
+        await self.send_live(event)
+
+    async def read_log(self, *, after: int) -> tuple[list[tuple[int, str]], int, bool]:
+        last = self.log[-1] if self.log else 0
+        page = [seq for seq in self.log if seq > after][:3]  # small pages: a catch-up takes several
+        complete = not page or page[-1] >= last
+        return [(seq, protocol.encode(payload(seq))) for seq in page], last, complete
+
+    async def presence_missed(self) -> None:
+        self.presence_refreshes += 1
+
+    def seqs(self) -> list[int]:
+        return [protocol.decode(m["text"])["seq"] for m in self.sent if "seq" in m.get("text", "")]
+
+    def closes(self) -> list[int]:
+        return [m["code"] for m in self.sent if m["type"] == "websocket.close"]
+
+
+class NeverCompletes(FakeMember):
+    """A socket whose server send never returns: a reader that stopped, on a server we know nothing about."""
+
+    def __init__(self, log: list[int]) -> None:
+        super().__init__(log)
+        self.outlet = None
+
+    async def record(self, message: dict[str, Any]) -> None:
+        await asyncio.Event().wait()
+
+
+class Raises(FakeMember):
+    def __init__(self, log: list[int], error: Exception) -> None:
+        super().__init__(log)
+        self.error = error
+
+    async def record(self, message: dict[str, Any]) -> None:
+        raise self.error
+
+
+def _stopping_members(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(test)
+    async def run(self: "FanoutTestCase") -> None:
+        try:
+            await test(self)
+        finally:
+            for member in self.fanout.members.values():
+                member._stop_writing()  # type: ignore[attr-defined]
+
+    return run
+
+
+@override_settings(CHAT_SEND_BUFFER_BYTES=BOUND, CHAT_SEND_BEHIND_SECONDS=1)
+class FanoutTestCase(SimpleTestCase):
+    """Every async test's members stop their writer tasks when it ends, so none outlives its event loop."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if name.startswith("test_") and inspect.iscoroutinefunction(value):
+                setattr(cls, name, _stopping_members(value))
+
+    def setUp(self) -> None:
+        self.log: list[int] = []
+        self.fanout = RoomFanout("room")
+
+    def add(self, *members: FakeMember) -> None:
+        for member in members:
+            self.fanout.members[member.connection_id] = member
+
+    async def publish(self, *seqs: int) -> None:
+        """Commit the messages to the test's log, then fan them out, as the write path does."""
+        for seq in seqs:
+            self.log.append(seq)
+            await asyncio.wait_for(self.fanout.fan_out(message_event(payload(seq))), timeout=1)
+
+
+class FanoutTests(FanoutTestCase):
+    async def test_every_member_gets_every_message_in_seq_order(self) -> None:
+        members = [FakeMember(self.log) for _ in range(5)]
+        self.add(*members)
+        await self.publish(*range(1, 21))
+        for member in members:
+            self.assertEqual(member.seqs(), list(range(1, 21)))
+
+    async def test_one_commits_messages_travel_as_one_event_and_arrive_in_order(self) -> None:
+        member = FakeMember(self.log)
+        self.add(member)
+        self.log.extend([1, 2, 3])
+        await self.fanout.fan_out(messages_event([message_event(payload(seq)) for seq in (1, 2, 3)]))
+        self.assertEqual(member.seqs(), [1, 2, 3])
+
+    async def test_a_member_whose_send_never_completes_holds_up_nobody(self) -> None:
+        stuck, other = NeverCompletes(self.log), FakeMember(self.log)
+        self.add(stuck, other)
+        await self.publish(1, 2, 3)  # each within a second, or wait_for fails the test
+        self.assertEqual(other.seqs(), [1, 2, 3])
+
+    async def test_a_member_whose_send_never_completes_holds_no_more_than_its_bound(self) -> None:
+        stuck = NeverCompletes(self.log)
+        self.add(stuck)
+        await self.publish(*range(1, 51))
+        self.assertLessEqual(stuck.outbox_bytes, BOUND)
+        self.assertFalse(stuck.live)
+
+    async def test_a_member_whose_send_raises_costs_the_others_nothing(self) -> None:
+        gone, buggy, other = (
+            Raises(self.log, OSError("gone")),
+            Raises(self.log, ValueError("bug")),
+            FakeMember(self.log),
+        )
+        self.add(gone, buggy, other)
+        with self.assertLogs("chat.fanout", "ERROR"):  # the bug is logged with its stack; the closed socket is not
+            await self.publish(1, 2)
+        self.assertEqual(other.seqs(), [1, 2])
+
+    async def test_a_member_over_its_bound_is_skipped_and_marked_behind(self) -> None:
+        outlet = FakeOutlet()
+        behind, other = FakeMember(self.log, outlet=outlet), FakeMember(self.log)
+        self.add(behind, other)
+        await self.publish(1)
+        outlet.held = BOUND
+        await self.publish(2, 3)
+        self.assertEqual((behind.seqs(), behind.live), ([1], False))
+        self.assertEqual(other.seqs(), [1, 2, 3])
+
+    async def test_a_member_that_drains_is_caught_up_from_the_log_then_live_with_nothing_lost_or_doubled(self) -> None:
+        outlet = FakeOutlet()
+        member = FakeMember(self.log, outlet=outlet)
+        self.add(member)
+        await self.publish(1, 2)
+        outlet.held = BOUND
+        await self.publish(*range(3, 11))
+        outlet.held = 0  # it reads again
+        await eventually(lambda: member.live, what="the member caught up")
+        await self.publish(11, 12)
+        self.assertEqual(member.seqs(), list(range(1, 13)))
+
+    async def test_messages_published_during_a_catch_up_are_sent_once_in_order(self) -> None:
+        outlet = FakeOutlet()
+        member = FakeMember(self.log, outlet=outlet)
+        self.add(member)
+        outlet.held = BOUND
+        await self.publish(1, 2, 3)
+        outlet.held = 0
+        for seq in range(4, 30):  # the room goes on while the member catches up, three at a time
+            await self.publish(seq)
+            await asyncio.sleep(0)
+        await eventually(lambda: member.live, what="the member caught up")
+        await self.publish(30)
+        self.assertEqual(member.seqs(), list(range(1, 31)))
+
+    async def test_a_member_behind_for_longer_than_the_limit_is_closed_with_4008(self) -> None:
+        outlet = FakeOutlet()
+        member = FakeMember(self.log, outlet=outlet)
+        self.add(member)
+        outlet.held = BOUND
+        with self.assertLogs("chat.fanout_consumer", "WARNING"):
+            await self.publish(1)
+            await eventually(lambda: member.closes(), timeout=3, what="the 4008 close")
+        self.assertEqual(member.closes(), [protocol.CLOSE_TOO_SLOW])
+
+    async def test_a_member_given_up_on_gets_no_more_frames(self) -> None:
+        outlet = FakeOutlet()
+        member = FakeMember(self.log, outlet=outlet)
+        self.add(member)
+        outlet.held = BOUND
+        with self.assertLogs("chat.fanout_consumer", "WARNING"):
+            await self.publish(1)
+            await eventually(lambda: member.closes(), timeout=3, what="the 4008 close")
+        outlet.held = 0
+        await self.publish(2)
+        self.assertEqual(member.seqs(), [])
+
+    async def test_presence_frames_skipped_while_behind_are_made_good_once_caught_up(self) -> None:
+        outlet = FakeOutlet()
+        member = FakeMember(self.log, outlet=outlet)
+        self.add(member)
+        outlet.held = BOUND
+        await self.publish(1)
+        for user in ("ada", "bob"):
+            await self.fanout.fan_out(presence_event("join", user))
+        outlet.held = 0
+        await eventually(lambda: member.live, what="the member caught up")
+        self.assertEqual((member.seqs(), member.presence_refreshes), ([1], 1))
+
+    async def test_a_resync_sends_what_the_log_holds_beyond_the_last_seq_sent(self) -> None:
+        member = FakeMember(self.log)
+        self.add(member)
+        await self.publish(1)
+        self.log.extend([2, 3])  # committed, but the layer lost their broadcasts
+        member.resync()
+        await eventually(lambda: member.live and member.seqs() == [1, 2, 3], what="the resync")
+
+
+class JoiningTests(FanoutTestCase):
+    async def test_messages_that_arrive_while_a_member_joins_are_sent_from_the_log_before_live_ones(self) -> None:
+        member = FakeMember(self.log)
+        member.live = False  # joined, hello and backlog not yet sent
+        self.add(member)
+        await self.publish(1, 2)
+        await member.go_live()
+        await self.publish(3)
+        self.assertEqual(member.seqs(), [1, 2, 3])
+
+    async def test_a_member_whose_backlog_covered_what_arrived_meanwhile_reads_nothing_more(self) -> None:
+        member = FakeMember(self.log)
+        member.live = False
+        self.add(member)
+        await self.publish(1, 2)
+        member.sent_through = 2  # the backlog read after the join held both
+
+        async def no_read(*, after: int) -> tuple[list[tuple[int, str]], int, bool]:
+            raise AssertionError("read the log for nothing")
+
+        member.read_log = no_read  # type: ignore[method-assign]
+        await member.go_live()
+        self.assertEqual((member.seqs(), member.live), ([], True))
+
+
+class HubTests(SimpleTestCase):
+    async def test_sockets_joining_a_new_room_at_once_share_one_subscription(self) -> None:
+        hub = Hub()
+        members = [FakeMember([]) for _ in range(5)]
+        await asyncio.gather(*(hub.join("room", member) for member in members))
+        try:
+            self.assertEqual(len(hub.rooms["room"].members), 5)
+        finally:
+            for member in members:
+                await hub.leave("room", member)
+        self.assertEqual(hub.rooms, {})
