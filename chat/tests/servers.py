@@ -44,6 +44,8 @@ def free_port() -> int:
 def database_url() -> str:
     """The URL of the database this test run uses (the test database), for server processes to share."""
     db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or ""
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     credentials = f"{user}{password}@" if user else ""

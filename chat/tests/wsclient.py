@@ -173,6 +173,8 @@ class ChatClient:
             self.online.add(frame["user"])
         elif kind == "leave":
             self.online.discard(frame["user"])
+        elif kind == "online":
+            self.online = set(frame["online"])
         elif kind == "pong" and frame["last_seq"] > self.contiguous:
             await self._fill(frame["last_seq"] + 1)
 
