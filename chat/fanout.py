@@ -1,10 +1,11 @@
-"""Fan-out inside one server process: one channel-layer subscription per room, frames written straight to the
-room's local sockets.
+"""Fan-out inside one server process: one channel-layer subscription per room, each event handed to the room's
+local sockets.
 
 Channels' usual design gives every socket its own layer channel, so each recipient of a broadcast costs a queue
-hop, a task wake-up, a dispatch and (since channels 4.2) a thread hop to close database connections: hundreds of
-microseconds per recipient. Here, as in Phoenix's "fastlane", a process joins each room's group once, and the
-one task that receives the room's events writes the already-encoded frame to each local socket in turn.
+hop, a task wake-up, a dispatch and (since channels 4.2) a thread hop to close database connections (the bench's
+tutorial target measures it: docs/performance.md). Here, as in Phoenix's "fastlane", a process joins each room's
+group once, and the one task that receives the room's events calls each local socket's handler in turn with the
+frame already encoded. A handler never waits for its socket (chat.fanout_consumer), so no reader holds up the room.
 
 The contract stays Channels': a ``group_send`` to a room's group, from any process, reaches every socket in it,
 through the handler named after the event's type. The group's member is the process's room subscription instead

@@ -52,12 +52,15 @@ class FanoutConsumer(AsyncWebsocketConsumer):
     - ``__call__`` takes no layer channel: the process's fan-out subscribes to each room once, and calls this
       socket's handlers (``chat.message`` -> ``chat_message``). A per-socket channel would cost a Redis
       subscription per connection, and a queue hop and a task wake-up per delivery.
-    - ``dispatch`` skips the thread hop to ``aclose_old_connections`` before each frame (about 200 µs):
+    - ``dispatch`` skips the thread hop to ``aclose_old_connections`` before each frame (docs/performance.md):
       database work runs through database_sync_to_async, which closes stale connections in its own thread.
 
     Handlers of live events must not wait for the socket: they call ``send_live``. Subclasses say what a
     catch-up reads (``read_log``) and what to send when presence frames were skipped (``presence_missed``).
     """
+
+    # No layer groups of its own (AsyncWebsocketConsumer would give each socket a new list): see join().
+    groups = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -139,9 +142,9 @@ class FanoutConsumer(AsyncWebsocketConsumer):
 
     def resync(self) -> None:
         """The layer lost events for a while: whatever they were is in the log, so catch up from it."""
+        self.stale = True
         if self.live:
-            self.stale = True
-            self._fall_behind(0)
+            self._fall_behind(0, slow=False)
 
     def _missed(self, seq: int) -> None:
         if seq:
@@ -160,7 +163,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         if self.writer is None:
             self.writer = asyncio.get_running_loop().create_task(self._write())
 
-    def _fall_behind(self, seq: int) -> None:
+    def _fall_behind(self, seq: int, *, slow: bool = True) -> None:
         self.live = False
         self._missed(seq)
         if self.behind_since is None:
@@ -168,7 +171,8 @@ class FanoutConsumer(AsyncWebsocketConsumer):
             loop = asyncio.get_running_loop()
             self.give_up = loop.call_later(settings.CHAT_SEND_BEHIND_SECONDS, self._too_slow)
             metrics.SOCKETS_BEHIND.inc()
-            logger.info("room=%s: a socket fell behind; it is caught up from the log once it drains", self.room_name)
+            if slow:  # a resync after a layer failure is every socket's, and logged once by the fan-out
+                logger.info("room=%s: a socket fell behind; caught up from the log once it drains", self.room_name)
         self._start_writer()
 
     # The socket's own writer task.
