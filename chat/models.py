@@ -5,9 +5,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .rooms import ROOM_NAME_MAX_LENGTH
+
 
 class Room(models.Model):
-    name = models.CharField(max_length=64, unique=True, help_text="Lowercase; see chat.rooms.")
+    name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH, unique=True, help_text="Lowercase; see chat.rooms.")
     created = models.DateTimeField(auto_now_add=True)
     # The seq of the newest message. Incremented under the room's row lock, so it is gapless in commit order.
     last_seq = models.PositiveBigIntegerField(default=0)

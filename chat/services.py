@@ -14,7 +14,7 @@ from .broadcast import broadcast
 from .events import message_event
 from .exceptions import ClientError
 from .models import Room
-from .rooms import normalize_room_name
+from .rooms import ROOM_NAME_RULE, normalize_room_name
 from .selectors import message_payload
 from .store import Draft, Posted, store_all
 
@@ -24,7 +24,7 @@ __all__ = ["Posted", "amessage_create", "draft", "message_create", "room_get_or_
 def room_get_or_create(name: str) -> Room:
     canonical = normalize_room_name(name)
     if canonical is None:
-        raise ClientError("bad_room", "Room names are 1-64 letters, digits, '-' or '_'.")
+        raise ClientError("bad_room", f"Room names are {ROOM_NAME_RULE}.")
     room, _ = Room.objects.get_or_create(name=canonical)
     return room
 
