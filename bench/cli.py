@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from . import environment, profiling, report
-from .scenarios import Context, Rooms, connect, join, wait_for_quiet
+from .scenarios import Context, Rooms, SlowLoad, connect, join, slow, wait_for_quiet
 from .servers import ROOT, TARGETS, External, Server, Target, export_tree, snapshot_tree
 from .swarm import Swarm
 
-ALL_SCENARIOS = ["connect", "join", "fanout", "rooms", "ingest"]
+ALL_SCENARIOS = ["connect", "join", "fanout", "rooms", "ingest", "slow"]
 
 
 @dataclass
@@ -47,6 +47,9 @@ class Plan:
     room_rate: float = 1.0
     ingest_rooms: int = 10
     ingest_rate: float = 100.0
+    slow_silent: list[int] = field(default_factory=lambda: [0, 5, 50])  # silent sockets per slow run
+    slow_count: int = 4000
+    slow_rate: float = 100.0
     profile: bool = True
     profile_targets: list[str] = field(
         default_factory=lambda: ["baseline", "chatsite-daphne", "chatsite-uvicorn", "chatsite-pg-redis"]
@@ -67,6 +70,10 @@ QUICK = {
     "rooms": 20,
     "profile": False,
     "repeats": 1,
+    "slow_silent": [0, 5],
+    # More than the ~1,450 messages (2.8 MB) the kernel's buffers took per silent socket here before its sends
+    # stalled: with fewer, a silent socket holds nothing up.
+    "slow_count": 2000,
 }
 
 
@@ -201,6 +208,8 @@ def _run_target(server: Server, swarm: Swarm, plan: Plan, run_dir: Path, save: A
             result = _fanout(ctx, plan, target, run_dir)
         elif name == "rooms":
             result = _rooms(ctx, plan)
+        elif name == "slow":
+            result = slow(ctx, SlowLoad(count=plan.slow_count, rate=plan.slow_rate), plan.slow_silent)
         else:
             result = _ingest(ctx, plan, run_dir)
         result["seconds"] = time.monotonic() - started
@@ -212,7 +221,7 @@ def _run_target(server: Server, swarm: Swarm, plan: Plan, run_dir: Path, save: A
 
 def _parse(argv: list[str]) -> tuple[argparse.Namespace, Plan]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a 1-2 minute smoke run: baseline and chatsite-uvicorn")
+    parser.add_argument("--quick", action="store_true", help="a 5-minute smoke run: baseline and chatsite-uvicorn")
     parser.add_argument("--targets", help=f"comma-separated, from {', '.join(TARGETS)}")
     parser.add_argument("--scenarios", help=f"comma-separated, from {', '.join(ALL_SCENARIOS)}")
     parser.add_argument("--clients", help="fan-out room sizes, comma-separated (default 50,100,250,500)")
@@ -224,6 +233,9 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--connections", type=int, help="idle connections in the connect scenario (default 500)")
     parser.add_argument("--joins", type=int, help="joins timed in the join scenario (default 100)")
     parser.add_argument("--rooms", type=int, help="rooms in the rooms scenario (default 100, of 5 clients)")
+    parser.add_argument("--slow-silent", help="silent sockets per slow run, comma-separated (default 0,5,50)")
+    parser.add_argument("--slow-count", type=int, help="messages the slow scenario's sender posts (default 4000)")
+    parser.add_argument("--slow-rate", type=float, help="the slow scenario's messages/s (default 100)")
     parser.add_argument("--workers", type=int, help="load-generator processes (default 2)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy runs")
     parser.add_argument(
@@ -248,7 +260,8 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--report-only", metavar="RESULTS_JSON", help="only write the report from saved results")
     args = parser.parse_args(argv)
     plan = Plan(**QUICK) if args.quick else Plan()  # type: ignore[arg-type]
-    for name in ("senders", "window", "duration", "rate", "rate_duration", "connections", "joins", "rooms", "workers"):
+    numbers = ("senders", "window", "duration", "rate", "rate_duration", "connections", "joins", "rooms", "workers")
+    for name in (*numbers, "slow_count", "slow_rate"):
         if getattr(args, name) is not None:
             setattr(plan, name, getattr(args, name))
     if args.targets:
@@ -262,6 +275,8 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Plan]:
             parser.error(f"scenarios are {', '.join(ALL_SCENARIOS)}")
     if args.clients:
         plan.clients = sorted(int(size) for size in args.clients.split(","))
+    if args.slow_silent:
+        plan.slow_silent = sorted({0, *(int(count) for count in args.slow_silent.split(","))})
     if args.no_profile:
         plan.profile = False
     plan.env = dict(item.split("=", 1) for item in args.env)

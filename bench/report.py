@@ -156,6 +156,90 @@ def _join_table(results: dict[str, Any]) -> list[str]:
     return table(header, rows)
 
 
+def _slow_row(name: str, run: dict[str, Any]) -> list[str]:
+    ends = dict(run["silent"]["ends"])
+    caught_up, closed = ends.pop("caught up", 0), ends.pop("closed 4008", 0)
+    read = run["silent"]
+    if run["complete_s"] is not None:
+        complete = f"{run['complete_s']:,.2f} s"
+    else:
+        complete = f"{run['missing']:,} missing at {run['params']['wait']:g} s"
+    return [
+        name,
+        str(run["params"]["silent"]),
+        number(run["sent"]),
+        number(run["acked"]),
+        number(run["received"]),
+        number(run["lost"]),
+        number(run["duplicates"]),
+        checks.slow_latency(run, "p50"),
+        checks.slow_latency(run, "p99"),
+        checks.slow_latency(run, "max"),
+        complete,
+        number(caught_up) if run["params"]["silent"] else NONE,
+        number(closed) if run["params"]["silent"] else NONE,
+        checks.silent_ends(ends, run["silent"].get("reasons", {})) or ("0" if run["params"]["silent"] else NONE),
+        f"{read['read_min']:,} to {read['read_max']:,}" if read["read_min"] is not None else NONE,
+        ", ".join(f"{n}{TIMES}{code}" for code, n in run["closed"].items()) or "0",
+        number(run["server_rss_mb_before"]),
+        number(run["server_rss_mb_peak"]),
+        number(run["rss_growth_mb"]),
+        number(run["server_cpu"], 2),
+        number(run.get("other_cpu"), 2),
+    ]
+
+
+def _slow_table(results: dict[str, Any]) -> list[str]:
+    header = [
+        "server",
+        "silent sockets",
+        "msgs sent",
+        "acked",
+        "reader received",
+        "lost",
+        "duplicates",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "reader had all, after the last send",
+        "silent: caught up",
+        "closed 4008",
+        "other end",
+        "msgs each silent socket read",
+        "reader/sender closed",
+        "server RSS before MiB",
+        "peak MiB",
+        "growth MiB",
+        "server CPU",
+        "other CPU",
+    ]
+    return table(header, [_slow_row(name, run) for name, run in _runs(results, "slow")])
+
+
+def _slow_intro(results: dict[str, Any]) -> list[str]:
+    runs = _runs(results, "slow")
+    if not runs:
+        return ["Not run."]
+    params = runs[0][1]["params"]
+    kernel = max((run["params"]["rcvbuf_kernel"] or 0 for _, run in runs), default=0)
+    return [
+        f"One sender posts {params['count']:,} messages of {params['body_bytes']:,} bytes at {params['rate']:g}/s "
+        "into a fresh room with one reader, after 0, 5 or 50 *silent sockets* joined it: raw TCP sockets with a "
+        f"{params['rcvbuf']:,}-byte receive buffer, set before connect (the kernel made it {kernel:,}), that do "
+        "the WebSocket handshake, read the 101 and then nothing, as a phone in a tunnel or a frozen tab. The "
+        "reader and the sender are `websockets` clients in two processes (the reader's queue unbounded, so it "
+        "never looks slow itself); the latency is the reader's alone, and a message it never got counts as long as "
+        f"the wait ({params['wait']:g} s after the last send), so that a percentile which falls on one is a lower "
+        "bound (≥). *reader had all*: when the reader's last missing message arrived, after the last send, or how "
+        "many it still lacked at the end of the wait. "
+        "After that, each silent socket is read again (frames parsed by hand) until it has every seq through the "
+        "last acked one (*caught up*), a close frame comes (*closed 4008* is the server closing it as too slow; "
+        f"any other code is an *other end*), or the stream ends, is reset or {params['catch_up']:g} s pass "
+        "(also *other*). *reader/sender closed*: the server closed the reader or the sender during the run. RSS "
+        "growth is the peak, through the load and the reader's wait, less the RSS just before the load.",
+    ]
+
+
 def _ingest_notes(results: dict[str, Any]) -> list[str]:
     lines = []
     for name, target in results["targets"].items():
@@ -275,14 +359,16 @@ def write(results: dict[str, Any], output: Path, plots_from: Path | None = None)
         "",
     ]
     lines += _join_table(results)
+    lines += ["", "## Slow readers: sockets that stop reading", "", *_slow_intro(results), ""]
+    lines += _slow_table(results)
     lines += ["", *analysis.section(results)]
     lines += [
         "",
         "## Reproduce",
         "",
         "```sh",
-        "make bench                                  # everything, ~10 min",
-        "make bench BENCH_ARGS=--quick              # a smoke run, ~2 min",
+        "make bench                                  # everything, ~20 min",
+        "make bench BENCH_ARGS=--quick              # a smoke run, ~5 min",
         "python -m bench --report-only bench/results/RUN/results.json   # rewrite this page",
         "```",
         "",

@@ -1,12 +1,15 @@
-"""The five scenarios, each run against one server by the swarm of client processes, each returning one result.
+"""The scenarios, each run against one server by the swarm of client processes, each returning one result.
 
 ``traffic`` is fanout, rooms and ingest alike: rooms of members, some of them senders, sending at a fixed rate or
 as fast as a window of unreleased messages allows (saturation); then a drain, then (for chatsite) gap healing by
-``history``. ``connect`` and ``join`` time connections instead. Rooms are named per run, so they start empty.
+``history``. ``connect`` and ``join`` time connections instead. ``slow`` puts sockets that stopped reading into a
+room and measures what they cost its one active reader. Rooms are named per run, so they start empty.
 """
 
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .servers import Server, machine_busy_seconds, redis_cpu_seconds
@@ -26,7 +29,23 @@ def _split(items: list[Any], parts: int) -> list[list[Any]]:
     return [items[index::parts] for index in range(parts)]
 
 
-def _open(ctx: Context, links: list[tuple[str, int | None]], concurrency: int = 32) -> dict[str, Any]:
+def _shares(total: int, parts: int) -> list[int]:
+    """``total`` things dealt out to ``parts`` workers: how many each gets."""
+    return [len(part) for part in _split(list(range(total)), parts)]
+
+
+def _sum_counts(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for part in parts:
+        total.update(part)
+    return dict(total)
+
+
+def _open(
+    ctx: Context, links: list[tuple[str, int | None]], concurrency: int = 32, max_queue: int | None = 16
+) -> dict[str, Any]:
+    """Open ``links`` (room, sender id or None), dealt out to the workers in turn: link i goes to worker
+    i mod workers."""
     commands = [
         {
             "op": "open",
@@ -35,17 +54,14 @@ def _open(ctx: Context, links: list[tuple[str, int | None]], concurrency: int = 
             "links": share,
             "concurrency": concurrency,
             "timeout": 60,
+            "max_queue": max_queue,
         }
         for share in _split(links, len(ctx.swarm))
     ]
     answers = ctx.swarm.call(commands, ctx.timeout + len(links) / 10)
-    failures: dict[str, int] = {}
-    for answer in answers:
-        for name, count in answer["failures"].items():
-            failures[name] = failures.get(name, 0) + count
     return {
         "opened": sum(a["opened"] for a in answers),
-        "failures": failures,
+        "failures": _sum_counts(a["failures"] for a in answers),
         "durations": [d for a in answers for d in a["durations"]],
         "seconds": max(a["finished"] for a in answers) - min(a["started"] for a in answers),
     }
@@ -56,8 +72,27 @@ def _close(ctx: Context) -> None:
     ctx.server.settle(timeout=90)
 
 
-def _marks(ctx: Context) -> tuple[float, float, float, float | None, float]:
+Marks = tuple[float, float, float, float | None, float]
+
+
+def _marks(ctx: Context) -> Marks:
     return (time.time(), ctx.server.cpu_seconds(), ctx.swarm.cpu_seconds(), redis_cpu_seconds(), machine_busy_seconds())
+
+
+def _cpu(ctx: Context, before: Marks, after: Marks) -> dict[str, float | None]:
+    """Cores used between two marks by the server (None if not watched), the load generator, Redis, and the rest
+    of the machine: other processes, and the kernel's loopback work nobody is billed for."""
+    span = after[0] - before[0]
+    server = (after[1] - before[1]) / span if ctx.server.watched else None
+    loadgen = (after[2] - before[2]) / span
+    redis = None if before[3] is None or after[3] is None else (after[3] - before[3]) / span
+    machine = (after[4] - before[4]) / span
+    return {
+        "server": server,
+        "loadgen": loadgen,
+        "redis": redis,
+        "other": machine - (server or 0) - loadgen - (redis or 0),
+    }
 
 
 def wait_for_quiet(ctx: Context, *, below: float = 0.3, span: float = 0.5, timeout: float = 10) -> float:
@@ -183,17 +218,9 @@ class Rooms:
         span = marks[1][0] - marks[0][0]
         delivered = sum(s["delivered_in_window"] for s in stats)
         server_cpu = marks[1][1] - marks[0][1]
-        redis_cpu = None if marks[0][3] is None or marks[1][3] is None else (marks[1][3] - marks[0][3]) / span
-        machine_cpu = (marks[1][4] - marks[0][4]) / span
+        cpu = _cpu(ctx, marks[0], marks[1])
         latency = Histogram.merged(Histogram.from_dict(s["latency"]) for s in stats)
         ack_latency = Histogram.merged(Histogram.from_dict(s["ack_latency"]) for s in stats)
-        errors: dict[str, int] = {}
-        closed: dict[str, int] = {}
-        for s in stats:
-            for code, count in s["errors"].items():
-                errors[code] = errors.get(code, 0) + count
-            for code, count in s["closed_codes"].items():
-                closed[code] = closed.get(code, 0) + count
         watched = ctx.server.watched
         return {
             "scenario": self.scenario,
@@ -224,19 +251,16 @@ class Rooms:
             "latency_ms": latency.summary_ms(),
             "latency_hist": latency.to_dict(),
             "ack_ms": ack_latency.summary_ms(),
-            "server_cpu": server_cpu / span if watched else None,
+            "server_cpu": cpu["server"],
             "server_us_per_delivery": server_cpu / delivered * 1e6 if delivered and watched else None,
             "server_rss_mb": rss / 2**20 if watched else None,
-            "loadgen_cpu": (marks[1][2] - marks[0][2]) / span,
-            "redis_cpu": redis_cpu,
-            # The rest of the machine: other processes, and the kernel's loopback work nobody is billed for.
+            "loadgen_cpu": cpu["loadgen"],
+            "redis_cpu": cpu["redis"],
             "other_cpu_before": other_before,
-            "other_cpu": machine_cpu
-            - (server_cpu / span if watched else 0)
-            - (marks[1][2] - marks[0][2]) / span
-            - (redis_cpu or 0),
-            "errors": errors,
-            "closed": closed,  # sockets the server closed during the run, by close code (4008: too slow)
+            "other_cpu": cpu["other"],
+            "errors": _sum_counts(s["errors"] for s in stats),
+            # Sockets the server closed during the run, by close code (4008: too slow).
+            "closed": _sum_counts(s["closed_codes"] for s in stats),
             "run_s": time.monotonic() - started,
         }
 
@@ -322,15 +346,12 @@ def join(ctx: Context, *, joins: int, backlog: int = 60, concurrency: int = 4) -
             "concurrency": concurrency,
             "timeout": 30,
         }
-        for share in (len(part) for part in _split(list(range(joins)), len(ctx.swarm)))
+        for share in _shares(joins, len(ctx.swarm))
     ]
     started = time.monotonic()
     answers = ctx.swarm.call(commands, ctx.timeout + joins)
     seconds = time.monotonic() - started
-    failures: dict[str, int] = {}
-    for answer in answers:
-        for name, count in answer["failures"].items():
-            failures[name] = failures.get(name, 0) + count
+    failures = _sum_counts(a["failures"] for a in answers)
     ctx.server.settle(timeout=60)
     done = sum(len(a["backlog"]) for a in answers)
     return {
@@ -342,4 +363,181 @@ def join(ctx: Context, *, joins: int, backlog: int = 60, concurrency: int = 4) -
         "hello_ms": quantiles_ms([d for a in answers for d in a["hello"]]),
         "backlog_ms": quantiles_ms([d for a in answers for d in a["backlog"]]),
         "close_ms": quantiles_ms([d for a in answers for d in a["close"]]),
+    }
+
+
+@dataclass
+class SlowLoad:
+    """The slow-reader load: one sender posting ``count`` messages of ``body_bytes`` at ``rate`` per second into a
+    room that holds one reader and some silent sockets (``bench.silent``) of a ``rcvbuf``-byte receive buffer."""
+
+    count: int = 4000
+    rate: float = 100.0
+    body_bytes: int = 1800
+    rcvbuf: int = 4096
+    wait: float = 30.0  # seconds after the last send that the reader may take to have every message
+    catch_up: float = 90.0  # seconds the silent sockets, read again, may take to end
+
+
+def slow(ctx: Context, load: SlowLoad, silent: list[int]) -> dict[str, Any]:
+    """For each number of silent sockets (0 first: the reference), a fresh room and one run of the load."""
+    if len(ctx.swarm) < 2:
+        # The reader's figures are worker 0's: the sender (which reads its own copies too) needs a process apart.
+        raise ValueError("the slow scenario needs --workers 2 or more")
+    return {"runs": [_slow_run(ctx, load, count) for count in sorted({0, *silent})]}
+
+
+def _open_silent(ctx: Context, room: str, count: int, rcvbuf: int) -> dict[str, Any]:
+    commands = [
+        {
+            "op": "silent_open",
+            "url": ctx.server.url,
+            "origin": ctx.server.origin,
+            "room": room,
+            "count": share,
+            "rcvbuf": rcvbuf,
+            "timeout": 30,
+        }
+        for share in _shares(count, len(ctx.swarm))
+    ]
+    answers = ctx.swarm.call(commands, ctx.timeout)
+    return {
+        "opened": sum(a["opened"] for a in answers),
+        "failures": _sum_counts(a["failures"] for a in answers),
+        "rcvbuf": max((a["rcvbuf"] or 0 for a in answers), default=0) or None,
+    }
+
+
+def _peak_rss_until(ctx: Context, moment: float) -> int:
+    """Sleep until ``moment`` (wall clock), reading the server's RSS every second; the highest seen."""
+    peak = ctx.server.rss_bytes()
+    while time.time() < moment:
+        time.sleep(min(1.0, max(0.0, moment - time.time())))
+        peak = max(peak, ctx.server.rss_bytes())
+    return peak
+
+
+def _wait_for_reader(ctx: Context, sent: int, final: dict[str, int], until: float) -> tuple[dict[str, Any], int]:
+    """Poll the reader (worker 0) until it has ``sent`` messages or ``until`` (wall clock) passes; its progress
+    then, and the server's highest RSS meanwhile."""
+    peak = 0
+    while True:
+        progress = ctx.swarm.call([{"op": "progress", "final_seq": final}], ctx.timeout)[0]
+        peak = max(peak, ctx.server.rss_bytes())
+        if progress["received"] >= sent or time.time() >= until:
+            return progress, peak
+        time.sleep(0.2)
+
+
+def _silent_ends(ctx: Context, through: int, timeout: float) -> list[dict[str, Any]]:
+    command = {"op": "silent_catch_up", "through": through, "timeout": timeout}
+    return [end for answer in ctx.swarm.call_all(command, ctx.timeout + timeout) for end in answer]
+
+
+def _slow_run(ctx: Context, load: SlowLoad, count: int) -> dict[str, Any]:
+    """``count`` silent sockets join a fresh room first, then the reader (worker 0) and the sender (worker 1);
+    the load; the reader's wait; then each silent socket is read again until it ends."""
+    started, room = time.monotonic(), f"slow-{ctx.tag}-{count}"
+    try:
+        silent = _open_silent(ctx, room, count, load.rcvbuf)
+        # An unbounded queue: the reader must never look slow to the server itself, however busy its worker.
+        opened = _open(ctx, [(room, None), (room, 0)], max_queue=None)
+        ctx.server.settle(timeout=60)
+        figures = _slow_load(ctx, load, room)
+        ends = _silent_ends(ctx, figures["final_seq"], load.catch_up)
+    finally:
+        _close(ctx)
+    tally = Counter(end["end"] for end in ends)
+    if count > silent["opened"]:
+        tally["not opened"] = count - silent["opened"]
+    read = [end["read"] for end in ends]
+    return {
+        "scenario": "slow",
+        "label": f"{count} silent",
+        "params": {**asdict(load), "silent": count, "rcvbuf_kernel": silent["rcvbuf"]},
+        "connections": opened["opened"] + silent["opened"],
+        "failures": _sum_counts([opened["failures"], silent["failures"]]),
+        **figures,
+        "silent": {
+            "ends": dict(tally),
+            # A close frame's reason, by end (one of each): "keepalive ping timeout" is uvicorn's, not chatsite's.
+            "reasons": {end["end"]: end["reason"] for end in ends if end["reason"]},
+            "read_min": min(read, default=None),
+            "read_max": max(read, default=None),
+            "seconds_max": max((end["seconds"] for end in ends), default=None),
+            "sockets": ends,  # each one's end, messages read, highest seq read in order, seconds to its end
+        },
+        "run_s": time.monotonic() - started,
+    }
+
+
+def _send_load(ctx: Context, load: SlowLoad) -> tuple[list[dict[str, Any]], dict[str, float | None], int]:
+    """The sender's run, sent to every worker (the reader's takes its latency window from it); the workers'
+    answers, the CPU while the sender sent, and the server's highest RSS meanwhile."""
+    start, sending = time.time() + 0.5, load.count / load.rate
+    run = {
+        "op": "run",
+        "start": start,
+        "duration": sending + 1,  # the count ends the sending; the extra second keeps a late last send timed
+        "warmup": 0.0,
+        "rate": load.rate,
+        "window": 0,
+        "window_on": "echo",
+        "spread": 1,
+        "stale": 2.0,
+        "ack_wait": 10.0,
+        "base_seq": {},
+        "count": load.count,
+        "body_bytes": load.body_bytes,
+    }
+    ctx.swarm.send([dict(run) for _ in range(len(ctx.swarm))])
+    _sleep_until(start)
+    before = _marks(ctx)
+    peak = _peak_rss_until(ctx, start + sending)
+    cpu = _cpu(ctx, before, _marks(ctx))
+    return ctx.swarm.gather(len(ctx.swarm), ctx.timeout), cpu, peak
+
+
+def _slow_load(ctx: Context, load: SlowLoad, room: str) -> dict[str, Any]:
+    """The sender's ``load.count`` messages and the reader's figures, up to ``load.wait`` s after the last send."""
+    other_before = wait_for_quiet(ctx)
+    rss_before = ctx.server.rss_bytes()
+    answers, cpu, peak = _send_load(ctx, load)
+    sent, last_sent = sum(a["sent"] for a in answers), max(a["last_sent"] for a in answers)
+    final = max((a["final_seq"].get(room, 0) for a in answers), default=0)
+    progress, waited_peak = _wait_for_reader(ctx, sent, {room: final}, last_sent + load.wait)
+    stats = ctx.swarm.call_all({"op": "stats"}, ctx.timeout)
+    reader, latency = stats[0], Histogram.from_dict(stats[0]["latency"])
+    missing = max(0, sent - progress["received"])
+    # A message the reader never got is later than the wait: each counts as that long, a lower bound, so that
+    # the percentiles are not read off the lucky messages alone.
+    waited_us = (time.time() - last_sent) * 1e6
+    for _ in range(missing):
+        latency.add(waited_us)
+    ack = Histogram.merged(Histogram.from_dict(s["ack_latency"]) for s in stats[1:])
+    peak = max(peak, waited_peak)
+    watched = ctx.server.watched
+    return {
+        "sent": sent,
+        "acked": sum(a["acked"] for a in answers),
+        "final_seq": final,
+        "expected": progress["expected"],
+        "received": progress["received"],
+        "lost": max(0, progress["expected"] - progress["received"]),
+        "missing": missing,  # also in latency_ms, each as long as the wait: a lower bound
+        "duplicates": reader["duplicates"],
+        # When the reader's last new message came, after the last send: how long the room was held up at the end.
+        "complete_s": None if missing else progress["last_at"] - last_sent,
+        "latency_ms": latency.summary_ms(),
+        "latency_hist": latency.to_dict(),
+        "ack_ms": ack.summary_ms(),
+        "server_rss_mb_before": rss_before / 2**20 if watched else None,
+        "server_rss_mb_peak": peak / 2**20 if watched else None,
+        "rss_growth_mb": (peak - rss_before) / 2**20 if watched else None,
+        "server_cpu": cpu["server"],
+        "loadgen_cpu": cpu["loadgen"],
+        "other_cpu_before": other_before,
+        "other_cpu": cpu["other"],
+        "errors": _sum_counts(s["errors"] for s in stats),
+        "closed": _sum_counts(s["closed_codes"] for s in stats),  # the reader's and the sender's, by close code
     }

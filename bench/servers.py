@@ -67,8 +67,10 @@ TARGETS = {
     target.name: target
     for target in [
         Target("baseline", "baseline", "uvicorn"),
-        # daphne against uvicorn is a question of the socket path: fan-out, connections, joins.
-        Target("chatsite-daphne", "chatsite", "daphne", database="sqlite", scenarios=("connect", "join", "fanout")),
+        # daphne against uvicorn is a question of the socket path: fan-out, connections, joins, slow readers.
+        Target(
+            "chatsite-daphne", "chatsite", "daphne", database="sqlite", scenarios=("connect", "join", "fanout", "slow")
+        ),
         Target("chatsite-uvicorn", "chatsite", "uvicorn", database="sqlite"),
         Target("chatsite-pg-redis", "chatsite", "uvicorn", database="postgres", redis=True),
         Target("tutorial", "tutorial", "daphne", redis=True, scenarios=("fanout",)),

@@ -3,7 +3,9 @@
 The coordinator (``bench.swarm``) sends one command at a time and waits for its answer; ``progress`` may be asked
 while ``run`` is still going. Every delivery is counted per connection by seq (so a gap is a lost delivery and a
 repeat a duplicate), and its latency is the receive time minus the send time the sender wrote into the body:
-``bench:<sender>:<n>:<time.time_ns()>``. Every wait here has a deadline.
+``bench:<sender>:<n>:<time.time_ns()>``, then ``:`` and padding when a run asks for bigger bodies. Besides its
+``websockets`` clients a worker may hold silent sockets (``bench.silent``), which never read until told to.
+Every wait here has a deadline.
 """
 
 import asyncio
@@ -16,6 +18,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from . import silent
 from .stats import Histogram
 
 BODY_PREFIX = "bench:"
@@ -28,11 +31,15 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
+def _room_url(url: str, room: str) -> str:
+    return f"{url}/ws/chat/{room}/"
+
+
 def _room_socket(url: str, origin: str, room: str, timeout: float, **options: Any) -> Any:
     """A websockets ``connect`` to a room as every load-generator client opens one: no compression (the report
     says so) and no keepalive pings of its own. Await it, or use it with ``async with``."""
     return connect(
-        f"{url}/ws/chat/{room}/",
+        _room_url(url, room),
         origin=origin,  # type: ignore[arg-type]
         compression=None,
         ping_interval=None,
@@ -61,6 +68,7 @@ class Link:
         self.duplicates = 0
         self.late = 0
         self.backlog = 0  # messages at or below base: a join backlog, or a straggler from an earlier run
+        self.last_ns = 0  # when the latest new message arrived
         # Sender side: message number -> send time (ns), until acked; and the window of unreleased sends.
         self.next_n = 0
         self.unacked: dict[int, int] = {}
@@ -72,10 +80,12 @@ class Worker:
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
         self.links: list[Link] = []
+        self.silent: list[silent.Silent] = []
         self.readers: set[asyncio.Task[None]] = set()
         self.window_ns = (0, 0)
         self.window_on = "echo"
         self.capacity = 0  # the in-flight window per sender; 0 means fixed rate
+        self.body_bytes = 0  # pad bodies to this length (0: no padding)
         self.reset()
         self.done = asyncio.Event()
         self.pending: set[asyncio.Task[None]] = set()
@@ -92,6 +102,7 @@ class Worker:
         self.closed_codes: dict[str, int] = {}
         self.final_seq: dict[str, int] = {}  # the highest acked seq per room
         self.cpu_marks: list[float] = []
+        self.last_sent_ns = 0
 
     # Frames in.
 
@@ -139,8 +150,9 @@ class Worker:
             link.duplicates += 1
             return
         link.received += 1
+        link.last_ns = now
         self.delivered += 1
-        _, sender, number, sent_ns = body.split(":", 3)
+        _, sender, number, sent_ns = body.split(":", 4)[:4]  # the fifth part, if any, is padding
         sent = int(sent_ns)
         start, end = self.window_ns
         if start <= sent <= end:
@@ -196,11 +208,13 @@ class Worker:
             # Closed before its hello (4429: too many sockets, 4404: bad room...): a failed open, at once.
             link.hello.set_exception(RefusedError(f"closed {code} before hello"))
 
-    async def _open(self, link: Link, url: str, origin: str, timeout: float) -> float:
+    async def _open(self, link: Link, url: str, origin: str, timeout: float, max_queue: int | None) -> float:
         """Open a link and wait for its hello; returns the seconds that took."""
         started = time.perf_counter()
         link.hello = asyncio.get_running_loop().create_future()
-        link.ws = await _room_socket(url, origin, link.room, timeout, close_timeout=2, max_size=2**24)
+        link.ws = await _room_socket(
+            url, origin, link.room, timeout, close_timeout=2, max_size=2**24, max_queue=max_queue
+        )
         task = asyncio.create_task(self._read(link, link.ws))
         self.readers.add(task)
         task.add_done_callback(self.readers.discard)
@@ -208,8 +222,17 @@ class Worker:
         return time.perf_counter() - started
 
     async def op_open(
-        self, url: str, origin: str, links: list[tuple[str, int | None]], concurrency: int, timeout: float
+        self,
+        url: str,
+        origin: str,
+        links: list[tuple[str, int | None]],
+        concurrency: int,
+        timeout: float,
+        max_queue: int | None = 16,
     ) -> dict[str, Any]:
+        """Open links and wait for their hellos. ``max_queue``: websockets' default of 16 frames, or None for a
+        client that never stops reading from TCP however far behind its loop is (a reader that must not look
+        slow to the server)."""
         gate = asyncio.Semaphore(concurrency)
         durations: list[float] = []
         failures: dict[str, int] = {}
@@ -217,7 +240,7 @@ class Worker:
         async def one(link: Link) -> None:
             async with gate:
                 try:
-                    durations.append(await self._open(link, url, origin, timeout))
+                    durations.append(await self._open(link, url, origin, timeout, max_queue))
                     self.links.append(link)
                 except Exception as exc:  # any failure to open is counted and reported, by kind
                     reason = str(exc) if isinstance(exc, RefusedError) else type(exc).__name__
@@ -260,17 +283,24 @@ class Worker:
         if self.capacity:
             link.in_flight[number] = now
         self.sent += 1
-        await link.ws.send(
-            f'{{"type":"message","body":"{BODY_PREFIX}{link.sid}:{number}:{now}","client_id":"b{link.sid}-{number}"}}'
-        )
+        self.last_sent_ns = now
+        body = f"{BODY_PREFIX}{link.sid}:{number}:{now}"
+        if len(body) < self.body_bytes:
+            body += ":" + "x" * (self.body_bytes - len(body) - 1)
+        await link.ws.send(f'{{"type":"message","body":"{body}","client_id":"b{link.sid}-{number}"}}')
 
-    async def _send_at_rate(self, link: Link, begin: float, end: float, interval: float) -> None:
+    async def _send_at_rate(self, link: Link, begin: float, end: float, interval: float, count: int) -> None:
+        """Send every ``interval`` s from ``begin`` until ``end``, and at most ``count`` messages (0: no cap)."""
         loop = asyncio.get_running_loop()
-        due = begin
-        while due < end:
+        due, sent = begin, 0
+        while due < end and (not count or sent < count):
             await asyncio.sleep(max(0.0, due - loop.time()))
-            await self._send(link)
+            try:
+                await self._send(link)
+            except ConnectionClosed:
+                return  # the server closed this sender (its reading task counts the close code): stop sending
             due += interval
+            sent += 1
 
     async def _send_in_window(self, link: Link, begin: float, end: float, stale_ns: int) -> None:
         loop = asyncio.get_running_loop()
@@ -300,11 +330,14 @@ class Worker:
         stale: float,
         ack_wait: float,
         base_seq: dict[str, int],
+        count: int = 0,
+        body_bytes: int = 0,
     ) -> dict[str, Any]:
-        """Send from every sender link: ``rate`` messages/s each, or as fast as a window of ``window`` allows."""
+        """Send from every sender link: ``rate`` messages/s each (``count`` at most, if given), or as fast as a
+        window of ``window`` allows; bodies padded to ``body_bytes``."""
         loop = asyncio.get_running_loop()
         self.reset()
-        self.capacity, self.window_on = window, window_on
+        self.capacity, self.window_on, self.body_bytes = window, window_on, body_bytes
         offset = start - time.time()  # seconds from now, wall clock, mapped onto the loop's clock
         begin, end = loop.time() + offset, loop.time() + offset + duration
         self.window_ns = (int((start + warmup) * 1e9), int((start + duration) * 1e9))
@@ -325,7 +358,7 @@ class Worker:
                 # Stagger all ``spread`` senders of the run over one interval: no burst at the top of each.
                 interval = 1 / rate
                 phase = interval * ((link.sid or 0) % spread) / spread
-                jobs.append(self._send_at_rate(link, begin + phase, end, interval))
+                jobs.append(self._send_at_rate(link, begin + phase, end, interval, count))
         await asyncio.gather(*jobs)
         deadline = loop.time() + ack_wait
         while any(link.unacked for link in senders) and loop.time() < deadline:
@@ -335,11 +368,16 @@ class Worker:
             "acked": self.acked,
             "final_seq": self.final_seq,
             "unacked": sum(len(link.unacked) for link in senders),
+            "last_sent": self.last_sent_ns / 1e9,
         }
 
     def op_progress(self, final_seq: dict[str, int]) -> dict[str, Any]:
         expected = sum(max(0, final_seq.get(link.room, 0) - link.base) for link in self.links)
-        return {"expected": expected, "received": sum(link.received for link in self.links)}
+        return {
+            "expected": expected,
+            "received": sum(link.received for link in self.links),
+            "last_at": max((link.last_ns for link in self.links), default=0) / 1e9,
+        }
 
     async def op_heal(self, final_seq: dict[str, int], budget: float, concurrency: int) -> dict[str, Any]:
         """Ask ``history`` for every seq a link missed, as chatsite's page does; count what the log gives back."""
@@ -438,6 +476,32 @@ class Worker:
                         acked += 1
         return {"seeded": acked}
 
+    # Silent sockets: opened, left unread through a run, then read again to see how each one ended.
+
+    async def op_silent_open(
+        self, url: str, origin: str, room: str, count: int, rcvbuf: int, timeout: float
+    ) -> dict[str, Any]:
+        opens = [silent.open_silent(_room_url(url, room), origin, rcvbuf, timeout) for _ in range(count)]
+        failures: dict[str, int] = {}
+        held = []
+        for result in await asyncio.gather(*opens, return_exceptions=True):
+            if isinstance(result, silent.Silent):
+                held.append(result)
+            else:
+                failures[type(result).__name__] = failures.get(type(result).__name__, 0) + 1
+        self.silent += held
+        return {
+            "opened": count - sum(failures.values()),
+            "failures": failures,
+            "rcvbuf": held[0].rcvbuf if held else None,
+        }
+
+    async def op_silent_catch_up(self, through: int, timeout: float) -> list[dict[str, Any]]:
+        """Read every silent socket again, all at once, until each ends (``bench.silent.catch_up``); close them."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        held, self.silent = self.silent, []
+        return list(await asyncio.gather(*(silent.catch_up(one, through, deadline) for one in held)))
+
     # The command loop.
 
     async def handle(self, command: dict[str, Any]) -> None:
@@ -470,6 +534,8 @@ class Worker:
         await self.done.wait()
         loop.remove_reader(self.pipe.fileno())
         await self.op_close(timeout=2)
+        for one in self.silent:
+            one.sock.close()
 
 
 def main(pipe: Any) -> None:
