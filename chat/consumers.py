@@ -54,14 +54,16 @@ class ChatConsumer(FanoutConsumer):
         try:
             await self._enter()
         except Refused as refusal:
-            logger.warning("refused room=%s: %s", self.room_name, refusal.reason)
+            # A client's doing (a bad name, no login, too many sockets) is news; a server's failing is a warning.
+            level = logging.WARNING if refusal.code == protocol.CLOSE_INTERNAL_ERROR else logging.INFO
+            logger.log(level, "refused room=%s code=%s: %s", self.room_name or "-", refusal.code, refusal.reason)
             await self.close(code=refusal.code)
         except DatabaseError as exc:
             # The client reconnects with backoff and resumes; nothing half-sent matters, it resumes by seq.
             logger.warning("connect room=%s closed: database unavailable: %r", self.room_name, exc)
             await self.close(code=protocol.CLOSE_INTERNAL_ERROR)
         except TooSlow:
-            await self.close(code=protocol.CLOSE_TOO_SLOW)
+            self._too_slow()
 
     async def _enter(self) -> None:
         """Identify, check the caps, join the room, then hello, the backlog and live frames; or raise Refused."""
@@ -165,7 +167,7 @@ class ChatConsumer(FanoutConsumer):
                 protocol.error(code=protocol.UNAVAILABLE, detail="The server's database is unavailable.")
             )
         except TooSlow:
-            await self.close(code=protocol.CLOSE_TOO_SLOW)
+            self._too_slow()
 
     async def _handle(self, room: Room, frame: protocol.ClientFrame) -> None:
         match frame:
@@ -185,6 +187,8 @@ class ChatConsumer(FanoutConsumer):
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         """Send one of this socket's own frames, once the server holds little for it (TooSlow if it never does)."""
+        if self.close_sent:
+            return  # closing: the server would refuse it
         await self.drained()
         await self.send(text_data=protocol.encode(frame))
 

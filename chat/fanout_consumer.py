@@ -23,9 +23,11 @@ from collections import deque
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.db import aclose_old_connections
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 
 from . import metrics, protocol
 from .fanout import hub
@@ -37,6 +39,11 @@ logger = logging.getLogger(__name__)
 CLOSE_SECONDS = 10.0
 # How often a socket behind checks whether its server has drained it (daphne gives no signal; uvicorn's send waits).
 DRAIN_POLL_SECONDS = 0.1
+# How long a catch-up waits before reading the log again after the database failed it.
+RETRY_SECONDS = 1.0
+# Live seqs sent above a hole (broadcasts of several processes arrive in any order) that a socket remembers; past
+# this many the hole is not a late broadcast but a lost one, and the socket catches up from the log.
+MAX_AHEAD = 32
 
 
 class TooSlow(Exception):
@@ -68,7 +75,8 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         self.room_name: str | None = None
         self.outlet: Outlet | None = None
         self.live = False
-        self.sent_through = 0  # the highest seq handed to the server for this socket
+        self.sent_through = 0  # every seq up to this one was handed to the server for this socket
+        self.ahead: set[int] | None = None  # seqs above sent_through handed to it too (out of order, live)
         self.missed_through = 0  # the highest seq the fan-out skipped while this socket was not live
         self.missed_presence = False
         self.stale = False  # the layer lost events: read the log once even if no skipped seq is known
@@ -78,6 +86,8 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         self.behind_since: float | None = None
         self.give_up: asyncio.TimerHandle | None = None
         self.closing: asyncio.Task[None] | None = None
+        self.close_sent = False
+        self.ended = False  # disconnect() has run
         self.bound = settings.CHAT_SEND_BUFFER_BYTES
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -92,6 +102,11 @@ class FanoutConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        except (OSError, RuntimeError) as exc:
+            # The server refused a send: the connection was lost (uvicorn's ClientDisconnected) or closed under a
+            # handler (a send after close). The client's doing, not a bug: clean up as if it had said goodbye.
+            logger.info("room=%s: the socket went away mid-frame: %r", self.room_name, exc)
+            await self._end(1006)
         finally:
             self._stop_writing()
 
@@ -101,6 +116,23 @@ class FanoutConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # As Channels' (no groups to discard: see join), and at most once.
+        await self._end(message["code"])
+        await aclose_old_connections()
+        raise StopConsumer()
+
+    async def _end(self, code: int) -> None:
+        if not self.ended:
+            self.ended = True
+            await self.disconnect(code)
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close from the server's end, once: a second close (or a send after it) would make the server raise."""
+        if not self.close_sent:
+            self.close_sent = True
+            await super().close(code=code, reason=reason)
+
     # Joining and leaving a room's group, through the process's fan-out.
 
     async def join(self, room_name: str) -> None:
@@ -109,6 +141,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         self.room_name = room_name
 
     async def leave(self) -> None:
+        self.live = False  # a fan-out still iterating over an older member list sends nothing more
         if self.room_name is not None:
             await hub.leave(self.room_name, self)
         self._stop_writing()
@@ -122,9 +155,9 @@ class FanoutConsumer(AsyncWebsocketConsumer):
     async def send_live(self, event: dict[str, Any]) -> None:
         """Send a live event's frame (chat.fanout adds "frame" and "size"), or note it as missed; never waits."""
         seq = event.get("seq", 0)
-        if seq and seq <= self.sent_through:
-            return  # already sent from the log
-        if not self.live:
+        if seq and (seq <= self.sent_through or (self.ahead is not None and seq in self.ahead)):
+            return  # already sent, from the log or live
+        if not self.live or self.close_sent:
             self._missed(seq)
             return
         size = event["size"]
@@ -134,7 +167,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
             self._fall_behind(seq)
             return
         if seq:
-            self.sent_through = seq
+            self._sent(seq)
         if self.writer is None and outlet is not None and held <= outlet.waits_above:
             await self.base_send(event["frame"])  # returns without waiting: the outlet said so
         else:
@@ -145,6 +178,30 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         self.stale = True
         if self.live:
             self._fall_behind(0, slow=False)
+
+    def _sent(self, seq: int) -> None:
+        if seq == self.sent_through + 1:
+            self.sent_through = seq
+            if self.ahead is not None:
+                self._absorb_ahead()
+            return
+        # A hole below: most likely another process's broadcast still on its way. Sent when it comes; if it
+        # does not come (a lost broadcast), the log has it.
+        if self.ahead is None:
+            self.ahead = set()
+        self.ahead.add(seq)
+        if len(self.ahead) > MAX_AHEAD:
+            self.stale = True
+            self._fall_behind(0, slow=False)
+
+    def _absorb_ahead(self) -> None:
+        ahead = self.ahead
+        if ahead is None:
+            return
+        while self.sent_through + 1 in ahead:
+            self.sent_through += 1
+        remaining = {seq for seq in ahead if seq > self.sent_through}
+        self.ahead = remaining or None
 
     def _missed(self, seq: int) -> None:
         if seq:
@@ -187,7 +244,12 @@ class FanoutConsumer(AsyncWebsocketConsumer):
                     self.outbox_bytes -= size
                 if self.live:
                     break
-                await self._catch_up()
+                try:
+                    await self._catch_up()
+                except DatabaseError as exc:
+                    # Still behind, and the give-up timer still runs: read again shortly.
+                    logger.warning("room=%s: a catch-up could not read the log: %r", self.room_name, exc)
+                    await asyncio.sleep(RETRY_SECONDS)
         except TooSlow:
             self._too_slow()
         except (OSError, RuntimeError) as exc:
@@ -208,13 +270,15 @@ class FanoutConsumer(AsyncWebsocketConsumer):
                 self.stale = False
                 entries, last_seq, complete = await self.read_log(after=self.sent_through)
                 for seq, text in entries:
-                    await self.drained()
-                    await self.base_send({"type": "websocket.send", "text": text})
+                    if self.ahead is None or seq not in self.ahead:
+                        await self.drained()
+                        await self.base_send({"type": "websocket.send", "text": text})
+                        metrics.GAPS_HEALED.inc()
                     self.sent_through = max(self.sent_through, seq)
-                metrics.GAPS_HEALED.inc(len(entries))
                 if complete:
                     # Seqs are gapless, but an admin may delete a row: the tail counts as sent once read.
                     self.sent_through = max(self.sent_through, last_seq)
+                self._absorb_ahead()
                 self.missed_through = max(self.missed_through, last_seq)
                 continue
             if self.missed_presence:
@@ -246,7 +310,10 @@ class FanoutConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(DRAIN_POLL_SECONDS)
 
     def _too_slow(self) -> None:
-        """Behind for too long: close with 4008, so that the client reconnects and resumes from the log."""
+        """Behind for too long, or never drained: close with 4008, so that the client reconnects and resumes from
+        the log. The close has CLOSE_SECONDS to get through before the connection is dropped."""
+        if self.closing is not None:
+            return
         logger.warning("room=%s: closing a socket that was behind for %.0f s", self.room_name, self._behind_for())
         metrics.SOCKETS_TOO_SLOW.inc()
         if self.give_up is not None:
@@ -259,6 +326,8 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         self.closing = asyncio.get_running_loop().create_task(self._close_too_slow())
 
     async def _close_too_slow(self) -> None:
+        if self.close_sent:
+            return
         try:
             async with asyncio.timeout(CLOSE_SECONDS):
                 await self.close(code=protocol.CLOSE_TOO_SLOW)

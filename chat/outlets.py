@@ -73,6 +73,10 @@ def outlet_for(send: Any) -> Outlet | None:
         return AsyncioOutlet(transport)
     args = getattr(send, "args", ())  # daphne: partial(server.handle_reply, protocol)
     transport = getattr(args[0], "transport", None) if args else None
+    for _ in range(3):  # daphne with TLS (-e ssl:...): Twisted's TLS protocol wraps the TCP transport
+        if transport is None or hasattr(transport, "dataBuffer"):
+            break
+        transport = getattr(transport, "transport", None)
     if transport is not None and hasattr(transport, "_tempDataLen") and hasattr(transport, "dataBuffer"):
         return TwistedOutlet(transport)
     return None

@@ -48,6 +48,10 @@ class ConnectionCounter:
         self._open.update(keys)
         return True
 
+    def counts(self) -> dict[str, int]:
+        """The keys holding sockets now, and how many each."""
+        return dict(self._open)
+
     def close(self, keys: list[str]) -> None:
         self._open.subtract(keys)
         for key in keys:

@@ -53,11 +53,18 @@ def database_url() -> str:
 
 
 class Server:
-    """One uvicorn process serving chatsite.asgi, with production settings over plain HTTP."""
+    """One uvicorn (or, with ``daphne=True``, daphne) process serving chatsite.asgi, with production settings over
+    plain HTTP."""
 
     def __init__(
-        self, *, env: dict[str, str] | None = None, log_dir: Path | None = None, args: list[str] | None = None
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+        args: list[str] | None = None,
+        daphne: bool = False,
     ) -> None:
+        self.daphne = daphne
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = env or {}
@@ -80,21 +87,13 @@ class Server:
             **self.extra_env,
         }
         log = self.log_path.open("ab")
+        if self.daphne:
+            command = ["daphne", "-b", "127.0.0.1", "-p", str(self.port), "-v", "1", "chatsite.asgi:application"]
+        else:
+            command = ["uvicorn", "chatsite.asgi:application", "--host", "127.0.0.1", "--port", str(self.port)]
+            command += ["--no-access-log", "--log-level", "warning"]
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "chatsite.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                *self.extra_args,
-            ],
+            [sys.executable, "-m", *command, *self.extra_args],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -14,13 +14,17 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.db import OperationalError
 from django.test import Client, TransactionTestCase, override_settings
+from uvicorn.protocols.utils import ClientDisconnected
 
-from chat import consumers, presence, protocol, selectors, services
-from chat.models import Message, Room
+from chat import consumers, fanout, fanout_consumer, presence, protocol, selectors, services
+from chat.models import Message, Presence, Room
 from chat.rooms import group_name
 from chat.services import message_create, room_get_or_create
 from chat.store import store_all
 from chatsite.asgi import application
+
+from .helpers import eventually
+from .test_fanout import FakeOutlet
 
 ORIGIN = (b"origin", b"http://localhost")
 HOST = (b"host", b"localhost")
@@ -464,6 +468,95 @@ class RefusalWithRedisDownTests(ConsumerTestCase):
                 await socket.communicator.receive_output(timeout=TIMEOUT),
                 {"type": "websocket.close", "code": protocol.CLOSE_INTERNAL_ERROR},
             )
+
+
+class UvicornLikeSend:
+    """An ASGI send with the uvicorn (websockets-sansio) behaviour a WebsocketCommunicator lacks: once the
+    connection is lost every send raises ClientDisconnected (an OSError), and a send after websocket.close raises
+    RuntimeError."""
+
+    def __init__(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.queue = queue
+        self.sent: list[dict[str, Any]] = []
+        self.lost = False
+        self.close_sent = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if self.lost:
+            raise ClientDisconnected()
+        if self.close_sent:
+            raise RuntimeError(f"Unexpected ASGI message '{message['type']}', after sending 'websocket.close'.")
+        self.sent.append(message)
+        if message["type"] == "websocket.close":
+            self.close_sent = True
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": message.get("code", 1000)})
+
+    def lose(self) -> None:
+        """connection_lost: sends raise from now on, and a disconnect waits behind what the client sent."""
+        self.lost = True
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1006})
+
+    def frames(self) -> list[str]:
+        return [m["text"] for m in self.sent if "text" in m]
+
+
+class ServerSendTests(TransactionTestCase):
+    """A socket that goes away while a handler sends to it is cleaned up like one that said goodbye."""
+
+    async def start(self) -> tuple[asyncio.Queue[dict[str, Any]], UvicornLikeSend, asyncio.Task[Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        send = UvicornLikeSend(queue)
+        scope = {
+            "type": "websocket",
+            "path": "/ws/chat/lobby/",
+            "query_string": b"",
+            "headers": [ORIGIN, HOST],
+            "client": ("127.0.0.1", 5555),
+        }
+        queue.put_nowait({"type": "websocket.connect"})
+        app = asyncio.ensure_future(application(scope, queue.get, send))
+        await eventually(lambda: any('"hello"' in text for text in send.frames()), what="the hello")
+        return queue, send, app
+
+    async def assert_cleaned_up(self, app: asyncio.Task[Any]) -> None:
+        await asyncio.wait_for(app, TIMEOUT)
+        self.assertIsNone(app.exception(), "the server would log 'Exception in ASGI application'")
+        self.assertEqual(fanout.hub.connection_ids(), [], "still a member of the room's fan-out")
+        self.assertEqual(await sync_to_async(Presence.objects.count)(), 0, "its presence row is left behind")
+        self.assertEqual(consumers._open_sockets.counts(), {}, "it still counts against the socket caps")
+
+    async def test_a_client_gone_before_its_pong_is_written_is_cleaned_up(self) -> None:
+        queue, send, app = await self.start()
+        queue.put_nowait({"type": "websocket.receive", "text": json.dumps({"type": "ping"})})
+        send.lose()
+        with self.assertNoLogs("chat", level="ERROR"):
+            await self.assert_cleaned_up(app)
+
+    @override_settings(CHAT_MAX_FRAME_BYTES=100)
+    async def test_a_frame_queued_behind_an_oversized_one_is_ignored_after_the_close(self) -> None:
+        # Two frames in one TCP segment: the server queues both before the consumer closes for the first.
+        queue, send, app = await self.start()
+        queue.put_nowait({"type": "websocket.receive", "text": "x" * 200})
+        queue.put_nowait({"type": "websocket.receive", "text": json.dumps({"type": "ping"})})
+        with self.assertNoLogs("chat", level="ERROR"):
+            await self.assert_cleaned_up(app)
+        self.assertIn(protocol.CLOSE_FRAME_TOO_BIG, [m.get("code") for m in send.sent])
+
+    @override_settings(CHAT_SEND_BEHIND_SECONDS=1, CHAT_SEND_BUFFER_BYTES=1000)
+    async def test_a_reader_that_stopped_but_still_pings_is_closed_with_4008_and_cleaned_up(self) -> None:
+        held = FakeOutlet()
+        held.waits_above = 10**9  # a send returns at once, as uvicorn's does below its low-water mark
+        with mock.patch.object(fanout_consumer, "outlet_for", return_value=held):
+            queue, send, app = await self.start()
+            held.held = 5000  # it stopped reading: the server holds more than the bound for it
+            room = await sync_to_async(room_get_or_create)("lobby")
+            await sync_to_async(message_create)(room=room, author="bob", body="hi")
+            # The page pings now and then: this one waits for the socket to drain when the give-up comes.
+            queue.put_nowait({"type": "websocket.receive", "text": json.dumps({"type": "ping"})})
+            with self.assertNoLogs("chat", level="ERROR"):
+                await eventually(lambda: send.close_sent, timeout=TIMEOUT, what="the 4008 close")
+                await self.assert_cleaned_up(app)
+        self.assertEqual([m.get("code") for m in send.sent if m["type"] == "websocket.close"], [4008])
 
 
 class SocketCapTests(ConsumerTestCase):

@@ -7,12 +7,13 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from django.db import OperationalError
 from django.test import SimpleTestCase, override_settings
 
 from chat import protocol
 from chat.events import message_event, messages_event, presence_event
 from chat.fanout import Hub, RoomFanout
-from chat.fanout_consumer import FanoutConsumer
+from chat.fanout_consumer import MAX_AHEAD, FanoutConsumer
 
 from .helpers import eventually
 
@@ -62,6 +63,7 @@ class FakeMember(FanoutConsumer):
         await self.send_live(event)
 
     async def read_log(self, *, after: int) -> tuple[list[tuple[int, str]], int, bool]:
+        await asyncio.sleep(0.005)  # as database_sync_to_async does: the fan-out runs meanwhile
         last = self.log[-1] if self.log else 0
         page = [seq for seq in self.log if seq > after][:3]  # small pages: a catch-up takes several
         complete = not page or page[-1] >= last
@@ -250,6 +252,52 @@ class FanoutTests(FanoutTestCase):
         self.log.extend([2, 3])  # committed, but the layer lost their broadcasts
         member.resync()
         await eventually(lambda: member.live and member.seqs() == [1, 2, 3], what="the resync")
+
+
+class OrderTests(FanoutTestCase):
+    async def test_a_broadcast_that_arrives_after_a_later_seq_is_still_sent_once(self) -> None:
+        # Two processes commit 1 then 2, and the second process's broadcast reaches this one first.
+        member = FakeMember(self.log)
+        self.add(member)
+        self.log.extend([1, 2])
+        for seq in (2, 1, 2):
+            await self.fanout.fan_out(message_event(payload(seq)))
+        self.assertEqual(sorted(member.seqs()), [1, 2])
+        await self.publish(3)
+        self.assertEqual(member.seqs(), [2, 1, 3])
+
+    async def test_a_broadcast_the_layer_lost_is_sent_from_the_log_once_later_ones_pile_up_above_it(self) -> None:
+        member = FakeMember(self.log)
+        self.add(member)
+        self.log.append(1)  # its broadcast never comes
+        await self.publish(*range(2, MAX_AHEAD + 3))
+        await eventually(lambda: member.live and 1 in member.seqs(), what="the lost message from the log")
+        await self.publish(MAX_AHEAD + 3)
+        self.assertEqual(sorted(member.seqs()), list(range(1, MAX_AHEAD + 4)))
+        self.assertEqual(len(member.seqs()), MAX_AHEAD + 3)
+
+    @override_settings(CHAT_SEND_BEHIND_SECONDS=10)
+    async def test_a_database_error_during_a_catch_up_is_retried_not_logged_as_a_bug(self) -> None:
+        outlet = FakeOutlet()
+        member = FakeMember(self.log, outlet=outlet)
+        read, calls = member.read_log, []
+
+        async def flaky_read(*, after: int) -> tuple[list[tuple[int, str]], int, bool]:
+            calls.append(after)
+            if len(calls) == 1:
+                raise OperationalError("server closed the connection unexpectedly")
+            return await read(after=after)
+
+        member.read_log = flaky_read  # type: ignore[method-assign]
+        self.add(member)
+        await self.publish(1)
+        outlet.held = BOUND
+        with self.assertNoLogs("chat", "ERROR"), self.assertLogs("chat.fanout_consumer", "WARNING"):
+            await self.publish(2)
+            outlet.held = 0
+            await eventually(lambda: member.live, what="the catch-up after the database came back")
+        await self.publish(3)
+        self.assertEqual(member.seqs(), [1, 2, 3])
 
 
 class JoiningTests(FanoutTestCase):
