@@ -26,4 +26,4 @@ USER chatsite
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
 # Migrations run once per deploy (compose's `migrate` service), not in every web process.
-CMD ["sh", "-c", "rm -rf /tmp/prometheus/* && exec uvicorn chatsite.asgi:application --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY} --proxy-headers --forwarded-allow-ips='*' --ws-max-size 1048576 --no-access-log"]
+CMD ["sh", "-c", "rm -rf /tmp/prometheus/* && exec uvicorn chatsite.asgi:application --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY} --proxy-headers --forwarded-allow-ips='*' --ws-max-size 1048576 --ws-ping-timeout 60 --no-access-log"]

@@ -96,9 +96,10 @@ def recommendations(results: dict[str, Any]) -> list[str]:
         floor = f" where the baseline spends {base['run']['server_us_per_delivery'] or 0:,.0f}" if base else ""
         lines += [
             f"**Fan-out.** chatsite-uvicorn spends {mine:,.0f} µs of server CPU per delivery{floor}. In the code: "
-            "one channel-layer subscription per room per process, which writes each pre-encoded frame straight "
-            "to the room's local sockets with the server's own `send` (chat/fanout.py): no per-recipient layer "
-            "hop, consumer dispatch, thread hop, session wrapper or JSON encode. What is left: the ASGI server's "
+            "one channel-layer subscription per room per process, which hands each pre-encoded frame to the room's "
+            "local sockets' `chat_message` handlers (chat/fanout.py); each checks its socket's bound and writes "
+            "with the server's own `send` (chat/fanout_consumer.py): no per-recipient layer hop, consumer dispatch, "
+            "thread hop, session wrapper or JSON encode. What is left: the ASGI server's "
             f"own work, {_cost(chatsite, 'ASGI server'):,.1f} µs/delivery (frame building, one write per frame "
             "per socket), which the baseline pays too; chatsite's loop, "
             f"{_cost(chatsite, 'chatsite'):,.1f} µs; the store spread over the room, "
@@ -130,7 +131,7 @@ def recommendations(results: dict[str, Any]) -> list[str]:
     if store:
         lines += [
             *([""] if len(lines) > 2 else []),
-            "**Ingest.** The socket path stores by group commit (`GroupCommit` in chat/services.py): what arrives "
+            "**Ingest.** The socket path stores by group commit (`GroupCommit` in chat/groupcommit.py): what arrives "
             "while the database thread is busy goes into the next transaction, which takes every room's seqs in "
             "one `UPDATE`, looks for resends by (room, client_id) pairs in one `SELECT` and inserts with one "
             "`INSERT ... RETURNING`, in plain SQL (the ORM's query building cost more than the queries). Idle, a "

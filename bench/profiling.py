@@ -55,8 +55,8 @@ LEAVES: list[tuple[str, re.Pattern[str]]] = [
         re.compile(r"InstanceSessionWrapper\.send \(|\(django/utils/functional"),
     ),
     (
-        "chatsite's fan-out loop (chat/fanout.py, a timer rescheduled per recipient)",
-        re.compile(r"\(chat/fanout\.py|^Timeout\.reschedule \("),
+        "chatsite's fan-out (chat/fanout.py, each socket's send_live in chat/fanout_consumer.py)",
+        re.compile(r"\(chat/fanout(_consumer)?\.py|\(chat/outlets\.py"),
     ),
     ("consumer, other channels middleware and Django on the event loop", re.compile(r"\((channels|chat|django)/")),
 ]

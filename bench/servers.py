@@ -189,6 +189,9 @@ class Server:
             "--log-level",
             "warning",
             "--no-access-log",
+            # As docs/deploy.md runs it: a keepalive that outlasts chatsite's own bound on a slow reader.
+            "--ws-ping-timeout",
+            "60",
         ]
 
     def start(self, timeout: float = 60) -> None:

@@ -11,8 +11,9 @@ memory per frame: the server holds at most CHAT_SEND_BUFFER_BYTES for a socket, 
   the last seq it sent, page by page, each page only once the previous one has drained, and goes live again when
   nothing it skipped is left unsent: no gap, no duplicate. Opening a socket is the same catch-up: it joins the
   room behind, sends ``hello`` and the backlog, then catches up whatever arrived meanwhile.
-- A socket behind for CHAT_SEND_BEHIND_SECONDS is closed with 4008 (a timer of its own, never the room's loop);
-  if even the close frame cannot be written within CLOSE_SECONDS, its connection is dropped.
+- A socket behind for CHAT_SEND_BEHIND_SECONDS is closed with 4008 (a timer of its own, never the room's loop):
+  the close frame goes behind what the server holds for it, so a reader that comes back reads what it had, then
+  the close, and resumes. A connection still open CHAT_SEND_BEHIND_SECONDS later is dropped.
 """
 
 import asyncio
@@ -35,8 +36,8 @@ from .outlets import Outlet, outlet_for
 
 logger = logging.getLogger(__name__)
 
-# How long a socket that was given up on may take to accept its 4008 close frame before it is dropped.
-CLOSE_SECONDS = 10.0
+# How long a 4008 close may wait for the server's send before it is written behind the buffered data instead.
+CLOSE_SECONDS = 1.0
 # How often a socket behind checks whether its server has drained it (daphne gives no signal; uvicorn's send waits).
 DRAIN_POLL_SECONDS = 0.1
 # How long a catch-up waits before reading the log again after the database failed it.
@@ -332,10 +333,15 @@ class FanoutConsumer(AsyncWebsocketConsumer):
             async with asyncio.timeout(CLOSE_SECONDS):
                 await self.close(code=protocol.CLOSE_TOO_SLOW)
         except TimeoutError:
+            # uvicorn's send waits while its transport is paused, and a reader that does not read never unpauses it.
             if self.outlet is not None:
-                self.outlet.abort()
+                self.outlet.force_close(protocol.CLOSE_TOO_SLOW)
         except (OSError, RuntimeError):
-            pass  # already gone
+            return  # already gone
+        # The disconnect cancels this task; a connection that has not gone by then is dropped.
+        await asyncio.sleep(settings.CHAT_SEND_BEHIND_SECONDS)
+        if self.outlet is not None:
+            self.outlet.abort()
 
     def _stop_writing(self) -> None:
         if self.closing is not None and self.closing is not asyncio.current_task():

@@ -13,6 +13,7 @@ Anything else (channels' WebsocketCommunicator, another server) gets no outlet: 
 ``send`` from the fan-out, only from its own task (chat.fanout_consumer), where a wait holds up nobody else.
 """
 
+import struct
 import sys
 from typing import Any, Protocol
 
@@ -25,8 +26,12 @@ class Outlet(Protocol):
         """Bytes the server holds for this socket that the kernel has not taken yet."""
         ...
 
+    def force_close(self, code: int) -> None:
+        """Close behind what is buffered, without waiting for the socket to drain first."""
+        ...
+
     def abort(self) -> None:
-        """Drop the connection at once, unsent data and all (for a socket that cannot even take a close frame)."""
+        """Drop the connection at once, unsent data and all."""
         ...
 
 
@@ -44,6 +49,13 @@ class AsyncioOutlet:
     def buffered(self) -> int:
         return int(self.transport.get_write_buffer_size())
 
+    def force_close(self, code: int) -> None:
+        # What uvicorn's own keepalive timeout does to a socket that cannot drain: a close frame written behind
+        # the buffered data (RFC 6455: unmasked, opcode 8, the code as two bytes), then a close of the transport
+        # once that is flushed. uvicorn then sends no pings, and tells the application when the connection is gone.
+        self.transport.write(b"\x88\x02" + struct.pack("!H", code))
+        self.transport.close()
+
     def abort(self) -> None:
         self.transport.abort()
 
@@ -60,6 +72,9 @@ class TwistedOutlet:
     def buffered(self) -> int:
         t = self.transport
         return len(t.dataBuffer) - t.offset + t._tempDataLen
+
+    def force_close(self, code: int) -> None:
+        self.transport.loseConnection()  # never needed: daphne's send, the close frame included, never waits
 
     def abort(self) -> None:
         self.transport.abortConnection()

@@ -31,10 +31,14 @@ class FakeOutlet:
     def __init__(self) -> None:
         self.held = 0
         self.waits_above = 0
+        self.forced: list[int] = []
         self.aborted = False
 
     def buffered(self) -> int:
         return self.held
+
+    def force_close(self, code: int) -> None:
+        self.forced.append(code)
 
     def abort(self) -> None:
         self.aborted = True
@@ -220,6 +224,16 @@ class FanoutTests(FanoutTestCase):
             await self.publish(1)
             await eventually(lambda: member.closes(), timeout=3, what="the 4008 close")
         self.assertEqual(member.closes(), [protocol.CLOSE_TOO_SLOW])
+
+    async def test_a_close_the_servers_send_cannot_take_is_forced_behind_the_buffered_data(self) -> None:
+        stuck = NeverCompletes(self.log)
+        stuck.outlet = FakeOutlet()  # a server we know, whose send waits (uvicorn, paused)
+        stuck.outlet.held = BOUND
+        self.add(stuck)
+        with self.assertLogs("chat.fanout_consumer", "WARNING"):
+            await self.publish(1)
+            await eventually(lambda: stuck.outlet.forced, timeout=4, what="the forced close")  # type: ignore[union-attr]
+        self.assertEqual(stuck.outlet.forced, [protocol.CLOSE_TOO_SLOW])
 
     async def test_a_member_given_up_on_gets_no_more_frames(self) -> None:
         outlet = FakeOutlet()

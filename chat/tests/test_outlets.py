@@ -63,6 +63,24 @@ class OutletForTests(SimpleTestCase):
         finally:
             silent.close()
 
+    async def test_a_forced_close_reaches_the_reader_behind_what_was_buffered(self) -> None:
+        reader, far_end = socket.socketpair()
+        try:
+            loop = asyncio.get_running_loop()
+            transport, protocol = await loop.connect_accepted_socket(AsgiProtocol, far_end)
+            outlet = outlet_for(protocol.send)
+            assert outlet is not None
+            await protocol.send({"type": "websocket.send", "text": "data"})
+            outlet.force_close(4008)
+            reader.setblocking(False)
+            received = b""
+            while not received.endswith(b"\x88\x02\x0f\xa8"):  # a close frame, code 4008
+                received += await asyncio.wait_for(loop.sock_recv(reader, 1024), 2)
+            self.assertEqual(received, b"data\x88\x02\x0f\xa8")
+            self.assertTrue(transport.is_closing())
+        finally:
+            reader.close()
+
     async def test_daphnes_partial_send_gets_what_twisted_holds_unsent(self) -> None:
         protocol = DaphneProtocol()
         outlet = outlet_for(functools.partial(handle_reply, protocol))
