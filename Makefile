@@ -47,7 +47,7 @@ clean:
 	rm -rf $(VENV) staticfiles test-db*.sqlite3*
 
 # The benchmark (bench/README.md): starts its own servers on loopback ports, writes docs/performance.md.
-# About 10 minutes; BENCH_ARGS=--quick for a 2-minute smoke run, BENCH_ARGS=--help for the rest.
+# About 20 minutes; BENCH_ARGS=--quick for a short smoke run, BENCH_ARGS=--help for the rest.
 .PHONY: bench
 bench: $(BIN)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)

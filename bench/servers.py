@@ -170,7 +170,8 @@ class Server:
             "tutorial": "bench.tutorial:application",
         }[self.target.app]
         if self.target.server == "daphne":
-            return [str(BIN / "daphne"), "-b", HOST, "-p", str(self.port), "-v", "0", app]
+            # --ping-timeout as for uvicorn below (daphne's default is 30 s).
+            return [str(BIN / "daphne"), "-b", HOST, "-p", str(self.port), "-v", "0", "--ping-timeout", "60", app]
         return [
             str(BIN / "uvicorn"),
             app,

@@ -51,12 +51,11 @@ def catch_up(room: Room, *, after: int) -> tuple[list[dict[str, Any]], int, bool
     """The next page of what a socket that fell behind missed after seq ``after``; the room's last seq; whether
     the page reaches it.
 
-    Like a resume, it reaches back at most CHAT_RESUME_LIMIT messages from the tail: a client further behind sees
-    the hole below the first one and pages it with history, as after a reconnect.
+    All of it, however far behind: on its own connection a socket gets no gap. (One behind for too long is closed
+    instead, and resumes like any reconnect.)
     """
     with transaction.atomic():
         last_seq = _room_last_seq(room)
-        after = max(after, last_seq - settings.CHAT_RESUME_LIMIT)
         page = list(Message.objects.filter(room=room, seq__gt=after).order_by("seq")[:CATCH_UP_PAGE])
     complete = not page or page[-1].seq >= last_seq
     return [message_payload(m, room.name) for m in page], last_seq, complete

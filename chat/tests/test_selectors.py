@@ -151,3 +151,26 @@ class LastSeqTests(LogReaderTestCase):
 
     def test_last_seq_of_an_empty_room_is_0(self):
         self.assertEqual(async_to_sync(selectors.last_seq)(self.room), 0)
+
+
+class CatchUpTests(LogReaderTestCase):
+    def catch_up(self, after: int) -> tuple[list[dict], int, bool]:
+        return async_to_sync(selectors.catch_up)(self.room, after=after)
+
+    def test_a_catch_up_page_is_the_oldest_messages_after_the_seq_sent(self):
+        self.fill(5)
+        messages, last_seq, complete = self.catch_up(2)
+        self.assertEqual((seqs(messages), last_seq, complete), ([3, 4, 5], 5, True))
+
+    @override_settings(CHAT_RESUME_LIMIT=3)
+    def test_a_catch_up_far_behind_is_paged_from_where_it_stopped_without_a_hole(self):
+        self.fill(selectors.CATCH_UP_PAGE + 5)
+        messages, last_seq, complete = self.catch_up(0)
+        self.assertEqual(seqs(messages), list(range(1, selectors.CATCH_UP_PAGE + 1)))
+        self.assertFalse(complete)
+        rest, _, complete = self.catch_up(selectors.CATCH_UP_PAGE)
+        self.assertEqual((seqs(rest), complete), (list(range(selectors.CATCH_UP_PAGE + 1, last_seq + 1)), True))
+
+    def test_a_catch_up_with_nothing_missed_is_empty_and_complete(self):
+        self.fill(2)
+        self.assertEqual(self.catch_up(2), ([], 2, True))
