@@ -206,7 +206,8 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         )
 
     def text_of(self, browser: webdriver.Chrome, element_id: str) -> str:
-        return self.script(browser, "return document.getElementById(arguments[0]).textContent", element_id)
+        """The element's text, or "" while the page that has it is still loading (after a click that navigates)."""
+        return self.script(browser, "return document.getElementById(arguments[0])?.textContent ?? ''", element_id)
 
     def outbox_key(self, browser: webdriver.Chrome, room: str) -> str:
         return f"chatsite:outbox:{room}:{self.name_in(browser)}"
