@@ -133,6 +133,20 @@ class FanoutTestCase(SimpleTestCase):
         for member in members:
             self.fanout.members[member.connection_id] = member
 
+    def member_over_its_bound(self) -> tuple[FakeMember, FakeOutlet]:
+        """A member of the room whose server already holds its whole bound: the next frame makes it fall behind."""
+        outlet = FakeOutlet()
+        member = FakeMember(self.log, outlet=outlet)
+        self.add(member)
+        outlet.held = BOUND
+        return member, outlet
+
+    async def given_up(self, member: FakeMember) -> None:
+        """Publish one message to a member over its bound, and wait out the limit until it is closed."""
+        with self.assertLogs("chat.fanout_consumer", "WARNING"):
+            await self.publish(1)
+            await eventually(lambda: member.closes(), timeout=3, what="the 4008 close")
+
     async def publish(self, *seqs: int) -> None:
         """Commit the messages to the test's log, then fan them out, as the write path does."""
         for seq in seqs:
@@ -202,10 +216,7 @@ class FanoutTests(FanoutTestCase):
         self.assertEqual(member.seqs(), list(range(1, 13)))
 
     async def test_messages_published_during_a_catch_up_are_sent_once_in_order(self) -> None:
-        outlet = FakeOutlet()
-        member = FakeMember(self.log, outlet=outlet)
-        self.add(member)
-        outlet.held = BOUND
+        member, outlet = self.member_over_its_bound()
         await self.publish(1, 2, 3)
         outlet.held = 0
         for seq in range(4, 30):  # the room goes on while the member catches up, three at a time
@@ -216,13 +227,8 @@ class FanoutTests(FanoutTestCase):
         self.assertEqual(member.seqs(), list(range(1, 31)))
 
     async def test_a_member_behind_for_longer_than_the_limit_is_closed_with_4008(self) -> None:
-        outlet = FakeOutlet()
-        member = FakeMember(self.log, outlet=outlet)
-        self.add(member)
-        outlet.held = BOUND
-        with self.assertLogs("chat.fanout_consumer", "WARNING"):
-            await self.publish(1)
-            await eventually(lambda: member.closes(), timeout=3, what="the 4008 close")
+        member, _ = self.member_over_its_bound()
+        await self.given_up(member)
         self.assertEqual(member.closes(), [protocol.CLOSE_TOO_SLOW])
 
     async def test_a_close_the_servers_send_cannot_take_is_forced_behind_the_buffered_data(self) -> None:
@@ -236,22 +242,14 @@ class FanoutTests(FanoutTestCase):
         self.assertEqual(stuck.outlet.forced, [protocol.CLOSE_TOO_SLOW])
 
     async def test_a_member_given_up_on_gets_no_more_frames(self) -> None:
-        outlet = FakeOutlet()
-        member = FakeMember(self.log, outlet=outlet)
-        self.add(member)
-        outlet.held = BOUND
-        with self.assertLogs("chat.fanout_consumer", "WARNING"):
-            await self.publish(1)
-            await eventually(lambda: member.closes(), timeout=3, what="the 4008 close")
+        member, outlet = self.member_over_its_bound()
+        await self.given_up(member)
         outlet.held = 0
         await self.publish(2)
         self.assertEqual(member.seqs(), [])
 
     async def test_presence_frames_skipped_while_behind_are_made_good_once_caught_up(self) -> None:
-        outlet = FakeOutlet()
-        member = FakeMember(self.log, outlet=outlet)
-        self.add(member)
-        outlet.held = BOUND
+        member, outlet = self.member_over_its_bound()
         await self.publish(1)
         for user in ("ada", "bob"):
             await self.fanout.fan_out(presence_event("join", user))
