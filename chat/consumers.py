@@ -15,7 +15,7 @@ from .events import presence_event
 from .exceptions import ClientError, Refused
 from .fanout_consumer import FanoutConsumer, TooSlow
 from .identity import Identity, identify
-from .models import Room
+from .models import Kind, Room
 from .ratelimit import ConnectionCounter, TokenBucket
 from .rooms import normalize_room_name
 
@@ -156,6 +156,7 @@ class ChatConsumer(FanoutConsumer):
                 text_data,
                 max_length=settings.CHAT_MAX_MESSAGE_LENGTH,
                 history_max=settings.CHAT_HISTORY_MAX_LIMIT,
+                reactions=settings.CHAT_REACTIONS,
             )
             await self._handle(self.room, frame)
         except ClientError as exc:
@@ -170,12 +171,30 @@ class ChatConsumer(FanoutConsumer):
             self._too_slow()
 
     async def _handle(self, room: Room, frame: protocol.ClientFrame) -> None:
+        identity = self.identity
         match frame:
-            case protocol.MessageFrame(body=body, client_id=client_id):
+            case protocol.MessageFrame(body=body, client_id=client_id, reply_to=reply_to):
                 posted = await services.amessage_create(
-                    room=room, author=self.identity.name, user=self.identity.user, body=body, client_id=client_id
+                    room=room,
+                    author=identity.name,
+                    user=identity.user,
+                    body=body,
+                    client_id=client_id,
+                    guest_id=identity.guest_id,
+                    reply_to=reply_to,
                 )
-                await self.send_frame(protocol.ack(client_id=posted.message.client_id, seq=posted.message.seq))
+                await self.send_frame(protocol.ack(client_id=client_id, seq=posted.ack_seq))
+            case protocol.EditFrame(target=target, body=body, client_id=client_id):
+                await self._change(client_id, room=room, identity=identity, kind=Kind.EDIT, target=target, body=body)
+            case protocol.DeleteFrame(target=target, client_id=client_id):
+                await self._change(client_id, room=room, identity=identity, kind=Kind.DELETE, target=target)
+            case protocol.ReactFrame(target=target, emoji=emoji, on=on, client_id=client_id):
+                await self._change(
+                    client_id, room=room, identity=identity, kind=Kind.REACTION, target=target, emoji=emoji, on=on
+                )
+            case protocol.VersionsFrame(target=target):
+                found = await selectors.versions(room, target=target)
+                await self.send_frame(protocol.versions(target=target, versions=found))
             case protocol.TypingFrame():
                 await broadcast(room.name, presence_event("typing", self.identity.name))
             case protocol.PingFrame():
@@ -184,6 +203,10 @@ class ChatConsumer(FanoutConsumer):
                 metrics.HISTORY_REQUESTS.inc()
                 messages, has_more = await selectors.history(room, before=before, limit=limit)
                 await self.send_frame(protocol.history(before=before, messages=messages, has_more=has_more))
+
+    async def _change(self, client_id: str | None, **change: Any) -> None:
+        posted = await services.apost(services.change(client_id=client_id, **change))
+        await self.send_frame(protocol.ack(client_id=client_id, seq=posted.ack_seq))
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         """Send one of this socket's own frames, once the server holds little for it (TooSlow if it never does)."""

@@ -1,4 +1,4 @@
-"""The socket path's writer: messages posted while the database thread is busy are stored in one transaction."""
+"""The socket path's writer: entries posted while the database thread is busy are stored in one transaction."""
 
 import asyncio
 import logging
@@ -12,8 +12,9 @@ from . import metrics, protocol
 from .broadcast import broadcast
 from .events import message_event, messages_event
 from .exceptions import ClientError
+from .models import Kind
 from .selectors import message_payload
-from .store import Draft, Posted, store_all
+from .store import Change, Draft, Outcome, Posted, store_all
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ GROUP_COMMIT_MAX = 100
 
 
 class GroupCommit:
-    """The socket path's writer: messages posted while the database thread is busy are stored together.
+    """The socket path's writer: entries (messages, edits, deletes, reactions) posted while the database thread is
+    busy are stored together.
 
     Idle, a message is stored at once, alone. Under load, everything that arrived during one commit goes into the
     next, so the cost of a transaction and of a database-thread hop is shared (measured in docs/performance.md).
@@ -34,11 +36,11 @@ class GroupCommit:
     """
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[Draft, asyncio.Future[Posted]]] = []
+        self.waiting: list[tuple[Draft | Change, asyncio.Future[Posted]]] = []
         self.writer: asyncio.Task[None] | None = None
         self.broadcasting: asyncio.Task[None] | None = None
 
-    async def post(self, draft: Draft) -> Posted:
+    async def post(self, draft: Draft | Change) -> Posted:
         future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
         self.waiting.append((draft, future))
         if self.writer is None:
@@ -57,33 +59,41 @@ class GroupCommit:
         finally:
             self.writer = None
 
-    async def _commit(self, batch: list[tuple[Draft, asyncio.Future[Posted]]]) -> None:
+    async def _commit(self, batch: list[tuple[Draft | Change, asyncio.Future[Posted]]]) -> None:
         """Store a batch, start broadcasting what it stored, answer its posters."""
         try:
             results = await _astore_all([draft for draft, _ in batch])
         except DatabaseError as exc:
-            logger.warning("storing %d message(s) failed: %r", len(batch), exc)
-            self._fail(batch, ClientError(protocol.UNAVAILABLE, "The message could not be stored; send it again."))
+            logger.warning("storing %d entries failed: %r", len(batch), exc)
+            self._fail(batch, ClientError(protocol.UNAVAILABLE, "It could not be stored; send it again."))
             return
         except Exception as exc:  # a bug: each poster raises it, as if it had stored alone
             self._fail(batch, exc)
             return
         metrics.MESSAGE_COMMITS.inc()
         by_room: dict[str, list[dict[str, Any]]] = {}
-        for (draft, _), posted in zip(batch, results, strict=True):
-            if posted.created:
-                metrics.MESSAGES_STORED.inc()
-                payload = message_payload(posted.message, draft.room.name)
+        for (draft, _), outcome in zip(batch, results, strict=True):
+            if isinstance(outcome, Posted) and outcome.created and outcome.entry is not None:
+                if outcome.entry.kind == Kind.MESSAGE:
+                    metrics.MESSAGES_STORED.inc()
+                payload = message_payload(outcome.entry, draft.room.name, outcome.quoted)
                 by_room.setdefault(draft.room.name, []).append(message_event(payload))
         if by_room:
             self.broadcasting = asyncio.create_task(self._broadcast(self.broadcasting, by_room))
-        for (_, future), posted in zip(batch, results, strict=True):
+        for (_, future), outcome in zip(batch, results, strict=True):
             # A poster that went away (its socket closed) was stored anyway; its resend will be answered by seq.
             if not future.done():
-                future.set_result(posted)
+                self._answer(future, outcome)
 
     @staticmethod
-    def _fail(batch: list[tuple[Draft, asyncio.Future[Posted]]], exc: Exception) -> None:
+    def _answer(future: "asyncio.Future[Posted]", outcome: Outcome) -> None:
+        if isinstance(outcome, ClientError):
+            future.set_exception(outcome)  # its rules refused it: nothing of it was stored
+        else:
+            future.set_result(outcome)
+
+    @staticmethod
+    def _fail(batch: list[tuple[Draft | Change, asyncio.Future[Posted]]], exc: Exception) -> None:
         for _, future in batch:
             if not future.done():
                 future.set_exception(exc)
@@ -100,7 +110,7 @@ class GroupCommit:
 _group_commits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit]" = weakref.WeakKeyDictionary()
 
 
-async def post(draft: Draft) -> Posted:
+async def post(draft: Draft | Change) -> Posted:
     """Store a checked draft through this event loop's group commit, and broadcast it after the commit."""
     loop = asyncio.get_running_loop()
     writer = _group_commits.get(loop)

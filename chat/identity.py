@@ -17,6 +17,9 @@ from django.contrib.sessions.backends.base import SessionBase
 from .exceptions import ClientError
 
 GUEST_SESSION_KEY = "chat_guest_name"
+# A guest's lasting id within their session: what makes a message theirs to edit, never the display name (two
+# guests may pick the same nickname, one after the other).
+GUEST_ID_SESSION_KEY = "chat_guest_id"
 GUEST_PREFIX = "guest-"
 # Authors the server itself posts as (the chat_post command); nobody may sign up or go by these.
 SYSTEM_AUTHOR = "system"
@@ -35,14 +38,37 @@ _NICKNAME = re.compile(NICKNAME_PATTERN)
 class Identity:
     name: str
     user: User | None
+    guest_id: str | None = None
 
     @property
     def is_guest(self) -> bool:
         return self.user is None
 
+    @property
+    def is_staff(self) -> bool:
+        return self.user is not None and self.user.is_staff
+
+    @property
+    def key(self) -> str:
+        """Who this is, for ownership and reactions: the user's id, or the guest's id in their session."""
+        return f"user:{self.user.pk}" if self.user is not None else f"guest:{self.guest_id}"
+
 
 def new_guest_name() -> str:
     return f"{GUEST_PREFIX}{secrets.randbelow(9000) + 1000}"
+
+
+def new_guest_id() -> str:
+    return secrets.token_hex(12)
+
+
+def guest_id(session: SessionBase) -> str:
+    """The session's guest id, assigned on first use (by the room page, before its socket opens)."""
+    value = session.get(GUEST_ID_SESSION_KEY)
+    if not isinstance(value, str):
+        value = new_guest_id()
+        session[GUEST_ID_SESSION_KEY] = value
+    return value
 
 
 def guest_name(session: SessionBase) -> str:
@@ -61,8 +87,8 @@ def identify(user: AbstractBaseUser | AnonymousUser | None, session: SessionBase
     if not settings.CHAT_ALLOW_GUESTS:
         return None
     if session is None:
-        return Identity(name=new_guest_name(), user=None)
-    return Identity(name=guest_name(session), user=None)
+        return Identity(name=new_guest_name(), user=None, guest_id=new_guest_id())
+    return Identity(name=guest_name(session), user=None, guest_id=guest_id(session))
 
 
 def set_nickname(session: SessionBase, nickname: str) -> str:

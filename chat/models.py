@@ -1,4 +1,9 @@
-"""The message log: rooms and their messages, each with a gapless per-room seq."""
+"""The room's log: rooms and their entries, each with a gapless per-room seq.
+
+Every change to a room is an entry: a message, or an edit, delete or reaction of one. A message's entry also holds
+its current state (body, edited and deleted times, reactions), updated in the transaction of each entry that
+changes it, so that reading a message never means folding the log.
+"""
 
 from django.conf import settings
 from django.db import models
@@ -22,18 +27,54 @@ class Room(models.Model):
         return self.name
 
 
+class Kind(models.TextChoices):
+    MESSAGE = "message"
+    EDIT = "edit"
+    DELETE = "delete"
+    REACTION = "reaction"
+
+
 class Message(models.Model):
+    """One entry of a room's log. ``kind`` says which; an edit, delete or reaction names its message by
+    ``target_seq``. Author fields say who wrote the entry (for a delete, who deleted)."""
+
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.MESSAGE, db_default=Kind.MESSAGE)
     author = models.CharField(max_length=150)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Who a guest author is (chat.identity.guest_id): display names can repeat, so they never prove ownership.
+    guest_id = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    # A message's current body; an edit's new body. Erased ("") when the message is deleted, in both.
     body = models.TextField()
     # NULL, not "", for "none given": the partial unique constraint below must not see all of them as one id.
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     created = models.DateTimeField(default=timezone.now)
+    # Edits, deletes and reactions: the seq of their message; a reaction's emoji, and whether it adds it (or
+    # takes it back).
+    target_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    emoji = models.CharField(max_length=16, blank=True, default="")
+    added = models.BooleanField(null=True, blank=True)
+    # A message's state: what it replies to, its body before the first edit (for "earlier versions"), when it was
+    # last edited and deleted, its reactions ({emoji: [[who, name, seq], ...]} in the order they reacted), and
+    # the seq of the last entry folded into it (NULL: none, its own seq).
+    reply_to_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    first_body = models.TextField(null=True, blank=True)  # noqa: DJ001
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    reactions = models.JSONField(null=True, blank=True)
+    state_seq = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
+        indexes = [
+            # A fresh join's backlog starts at the CHAT_BACKLOG_LIMIT-th newest message, whatever lies between.
+            models.Index(fields=["room", "seq"], condition=Q(kind="message"), name="chat_message_room_messages"),
+            # A delete erases its message's edits; a reaction looks up who reacted.
+            models.Index(
+                fields=["room", "target_seq"], condition=Q(target_seq__isnull=False), name="chat_message_room_target"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="chat_message_room_seq_unique"),
             models.UniqueConstraint(
@@ -44,7 +85,11 @@ class Message(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.room.name}#{self.seq} {self.author}"
+        return f"{self.room.name}#{self.seq} {self.kind} {self.author}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 class Presence(models.Model):

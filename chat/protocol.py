@@ -7,6 +7,7 @@ typed client frames below or raises ClientError; it never raises anything else.
 import json
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -18,6 +19,12 @@ MESSAGE: Final = "message"
 TYPING: Final = "typing"
 PING: Final = "ping"
 HISTORY: Final = "history"
+EDIT: Final = "edit"
+DELETE: Final = "delete"
+REACT: Final = "react"
+VERSIONS: Final = "versions"
+# Server frame types of log entries other than messages (a message entry's frame is MESSAGE).
+REACTION: Final = "reaction"
 
 # Error codes.
 BAD_JSON: Final = "bad_json"
@@ -28,6 +35,11 @@ TOO_LONG: Final = "too_long"
 BAD_TEXT: Final = "bad_text"
 RATE_LIMITED: Final = "rate_limited"
 UNAVAILABLE: Final = "unavailable"
+NOT_FOUND: Final = "not_found"
+FORBIDDEN: Final = "forbidden"
+TOO_LATE: Final = "too_late"
+GONE: Final = "gone"
+BAD_REACTION: Final = "bad_reaction"
 
 # Close codes. Daphne lets an application close only with 1000 or 3000-4999, so ours live in 4000-4999.
 CLOSE_NORMAL: Final = 1000
@@ -50,7 +62,38 @@ _ALLOWED_CONTROLS = {"\n", "\t"}
 class MessageFrame:
     body: str
     client_id: str | None
+    reply_to: int | None = None
     type: Literal["message"] = MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class EditFrame:
+    target: int
+    body: str
+    client_id: str | None
+    type: Literal["edit"] = EDIT
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFrame:
+    target: int
+    client_id: str | None
+    type: Literal["delete"] = DELETE
+
+
+@dataclass(frozen=True, slots=True)
+class ReactFrame:
+    target: int
+    emoji: str
+    on: bool
+    client_id: str | None
+    type: Literal["react"] = REACT
+
+
+@dataclass(frozen=True, slots=True)
+class VersionsFrame:
+    target: int
+    type: Literal["versions"] = VERSIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +113,9 @@ class HistoryFrame:
     type: Literal["history"] = HISTORY
 
 
-ClientFrame = MessageFrame | TypingFrame | PingFrame | HistoryFrame
+ClientFrame = (
+    MessageFrame | EditFrame | DeleteFrame | ReactFrame | VersionsFrame | TypingFrame | PingFrame | HistoryFrame
+)
 
 
 def _reject_constant(name: str) -> None:
@@ -124,16 +169,55 @@ def _positive_int(data: dict[str, Any], key: str, default: int | None = None) ->
     return value
 
 
-def parse(text: str, *, max_length: int, history_max: int) -> ClientFrame:
-    """Parse one client text frame into a typed frame, or raise ClientError."""
+def _reply_to(data: dict[str, Any]) -> int | None:
+    return None if data.get("reply_to") is None else _positive_int(data, "reply_to")
+
+
+def clean_emoji(emoji: object, reactions: Collection[str]) -> str:
+    if not isinstance(emoji, str):
+        raise ClientError(BAD_FRAME, "'emoji' must be a string.")
+    if emoji not in reactions:
+        raise ClientError(BAD_REACTION, f"Reactions are {' '.join(reactions)}.")
+    return emoji
+
+
+def _on(data: dict[str, Any]) -> bool:
+    value = data.get("on", True)
+    if not isinstance(value, bool):
+        raise ClientError(BAD_FRAME, "'on' must be true or false.")
+    return value
+
+
+def parse(text: str, *, max_length: int, history_max: int, reactions: Collection[str] = ()) -> ClientFrame:
+    """Parse one client text frame into a typed frame, or raise ClientError. ``reactions`` are the emoji a
+    ``react`` frame may carry (CHAT_REACTIONS)."""
     data = decode(text)
     frame_type = data.get("type")
     if not isinstance(frame_type, str):
         raise ClientError(BAD_FRAME, "A frame needs a string 'type'.")
     if frame_type == MESSAGE:
         return MessageFrame(
-            body=clean_body(data.get("body"), max_length), client_id=clean_client_id(data.get("client_id"))
+            body=clean_body(data.get("body"), max_length),
+            client_id=clean_client_id(data.get("client_id")),
+            reply_to=_reply_to(data),
         )
+    if frame_type == EDIT:
+        return EditFrame(
+            target=_positive_int(data, "target"),
+            body=clean_body(data.get("body"), max_length),
+            client_id=clean_client_id(data.get("client_id")),
+        )
+    if frame_type == DELETE:
+        return DeleteFrame(target=_positive_int(data, "target"), client_id=clean_client_id(data.get("client_id")))
+    if frame_type == REACT:
+        return ReactFrame(
+            target=_positive_int(data, "target"),
+            emoji=clean_emoji(data.get("emoji"), reactions),
+            on=_on(data),
+            client_id=clean_client_id(data.get("client_id")),
+        )
+    if frame_type == VERSIONS:
+        return VersionsFrame(target=_positive_int(data, "target"))
     if frame_type == TYPING:
         return TypingFrame()
     if frame_type == PING:
@@ -163,7 +247,7 @@ def online(*, online: list[str]) -> dict[str, Any]:
     return {"type": "online", "online": online}
 
 
-def ack(*, client_id: str | None, seq: int) -> dict[str, Any]:
+def ack(*, client_id: str | None, seq: int | None) -> dict[str, Any]:
     return {"type": "ack", "client_id": client_id, "seq": seq}
 
 
@@ -186,13 +270,61 @@ def presence(kind: PresenceKind, *, user: str) -> dict[str, Any]:
     return {"type": kind, "user": user}
 
 
-def message(*, room: str, seq: int, author: str, body: str, sent_at: datetime, client_id: str | None) -> dict[str, Any]:
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else iso_utc(moment)
+
+
+def message(
+    *,
+    room: str,
+    seq: int,
+    author: str,
+    body: str,
+    sent_at: datetime,
+    client_id: str | None,
+    reply_to: int | None = None,
+    edited_at: datetime | None = None,
+    deleted: bool = False,
+    reactions: dict[str, list[str]] | None = None,
+    state_seq: int | None = None,
+) -> dict[str, Any]:
+    """A message with its state when the frame is made; a deleted one has no body and no reactions."""
     return {
         "type": MESSAGE,
         "room": room,
         "seq": seq,
         "author": author,
-        "body": body,
+        "body": "" if deleted else body,
         "sent_at": iso_utc(sent_at),
         "client_id": client_id,
+        "reply_to": reply_to,
+        "edited_at": _iso_or_none(edited_at),
+        "deleted": deleted,
+        "reactions": {} if deleted or reactions is None else reactions,
+        "state_seq": seq if state_seq is None else state_seq,
     }
+
+
+def edit(*, room: str, seq: int, target: int, body: str, by: str, edited_at: datetime) -> dict[str, Any]:
+    return {
+        "type": EDIT,
+        "room": room,
+        "seq": seq,
+        "target": target,
+        "body": body,
+        "by": by,
+        "edited_at": iso_utc(edited_at),
+    }
+
+
+def delete(*, room: str, seq: int, target: int, by: str, deleted_at: datetime) -> dict[str, Any]:
+    return {"type": DELETE, "room": room, "seq": seq, "target": target, "by": by, "deleted_at": iso_utc(deleted_at)}
+
+
+def reaction(*, room: str, seq: int, target: int, emoji: str, user: str, on: bool) -> dict[str, Any]:
+    return {"type": REACTION, "room": room, "seq": seq, "target": target, "emoji": emoji, "user": user, "on": on}
+
+
+def versions(*, target: int, versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Answer to ``versions``: the bodies a message had, oldest first, each with when it was set."""
+    return {"type": VERSIONS, "target": target, "versions": versions}

@@ -1,5 +1,9 @@
-"""Reading a room's log: what a connecting, resuming, paging or catching-up client is sent. Oldest first."""
+"""Reading a room's log: what a connecting, resuming, paging or catching-up client is sent. Oldest first.
 
+Every kind of entry is read the same way, by seq; a message's frame carries its state as it is now.
+"""
+
+from collections.abc import Iterable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -7,22 +11,85 @@ from django.conf import settings
 from django.db import transaction
 
 from . import protocol
-from .models import Message, Room
+from .exceptions import ClientError
+from .models import Kind, Message, Room
 
-# The most messages one catch-up read sends; a socket far behind reads several, each once the last has drained.
+# The most entries one catch-up read sends; a socket far behind reads several, each once the last has drained.
 CATCH_UP_PAGE = 100
+# How much of a replied-to message a reply's frame quotes.
+QUOTE_LENGTH = 140
 
 
-def message_payload(message: Message, room_name: str) -> dict[str, Any]:
-    """The frame of a stored message."""
-    return protocol.message(
+def reactions_payload(reactions: dict[str, list[list[Any]]] | None) -> dict[str, list[str]]:
+    """{emoji: [names in the order they reacted]} from a message's stored reactions."""
+    return {emoji: [person[1] for person in people] for emoji, people in (reactions or {}).items()}
+
+
+def quote(message: Message | None) -> dict[str, Any] | None:
+    """What a reply shows of the message it answers: its author and the start of its body, or that it is gone."""
+    if message is None:
+        return None
+    return {"author": message.author, "body": message.body[:QUOTE_LENGTH], "deleted": message.is_deleted}
+
+
+def message_payload(message: Message, room_name: str, quoted: Message | None = None) -> dict[str, Any]:
+    """The frame of a stored entry, of any kind. A message's carries its state; ``quoted`` is the message it
+    replies to, if any."""
+    if message.kind == Kind.EDIT:
+        return protocol.edit(
+            room=room_name,
+            seq=message.seq,
+            target=message.target_seq or 0,
+            body=message.body,
+            by=message.author,
+            edited_at=message.created,
+        )
+    if message.kind == Kind.DELETE:
+        return protocol.delete(
+            room=room_name,
+            seq=message.seq,
+            target=message.target_seq or 0,
+            by=message.author,
+            deleted_at=message.created,
+        )
+    if message.kind == Kind.REACTION:
+        return protocol.reaction(
+            room=room_name,
+            seq=message.seq,
+            target=message.target_seq or 0,
+            emoji=message.emoji,
+            user=message.author,
+            on=bool(message.added),
+        )
+    payload = protocol.message(
         room=room_name,
         seq=message.seq,
         author=message.author,
         body=message.body,
         sent_at=message.created,
         client_id=message.client_id,
+        reply_to=message.reply_to_seq,
+        edited_at=message.edited_at,
+        deleted=message.is_deleted,
+        reactions=reactions_payload(message.reactions),
+        state_seq=message.state_seq,
     )
+    if message.reply_to_seq is not None:
+        payload["quote"] = quote(quoted)
+    return payload
+
+
+def payloads(entries: Iterable[Message], room: Room) -> list[dict[str, Any]]:
+    """The frames of entries of one room, with the messages their replies quote read in one query."""
+    entries = list(entries)
+    quoted_seqs = {e.reply_to_seq for e in entries if e.reply_to_seq is not None}
+    quoted: dict[int, Message] = {}
+    if quoted_seqs:
+        quoted = {m.seq: m for m in Message.objects.filter(room=room, kind=Kind.MESSAGE, seq__in=quoted_seqs)}
+    return [
+        message_payload(e, room.name, quoted.get(e.reply_to_seq) if e.reply_to_seq is not None else None)
+        for e in entries
+    ]
 
 
 def _room_last_seq(room: Room) -> int:
@@ -31,19 +98,25 @@ def _room_last_seq(room: Room) -> int:
 
 @database_sync_to_async
 def backlog(room: Room, *, after: int | None) -> tuple[list[dict[str, Any]], int]:
-    """The messages a connecting client needs and the room's last seq, read in one transaction.
+    """The entries a connecting client needs and the room's last seq, read in one transaction.
 
-    Without ``after``: the newest CHAT_BACKLOG_LIMIT messages. With ``after``: the messages after it, at most the
-    newest CHAT_RESUME_LIMIT; the client pages the older rest with history requests.
+    Without ``after``: every entry from the CHAT_BACKLOG_LIMIT-th newest message on (the limit counts messages,
+    so a burst of reactions does not push them out). With ``after``: the entries after it. Either way at most the
+    newest CHAT_RESUME_LIMIT entries; the client pages the older rest with history requests.
     """
     with transaction.atomic():
         last_seq = _room_last_seq(room)
-        limit = settings.CHAT_BACKLOG_LIMIT if after is None else settings.CHAT_RESUME_LIMIT
         query = Message.objects.filter(room=room)
         if after is not None:
             query = query.filter(seq__gt=after)
-        newest = list(query.order_by("-seq")[:limit])
-    return [message_payload(m, room.name) for m in reversed(newest)], last_seq
+        else:
+            messages = Message.objects.filter(room=room, kind=Kind.MESSAGE).order_by("-seq")
+            start = messages.values_list("seq", flat=True)[
+                settings.CHAT_BACKLOG_LIMIT - 1 : settings.CHAT_BACKLOG_LIMIT
+            ]
+            query = query.filter(seq__gte=start[0]) if start else query
+        newest = list(query.order_by("-seq")[: settings.CHAT_RESUME_LIMIT])
+        return payloads(reversed(newest), room), last_seq
 
 
 @database_sync_to_async
@@ -57,16 +130,33 @@ def catch_up(room: Room, *, after: int) -> tuple[list[dict[str, Any]], int, bool
     with transaction.atomic():
         last_seq = _room_last_seq(room)
         page = list(Message.objects.filter(room=room, seq__gt=after).order_by("seq")[:CATCH_UP_PAGE])
+        frames = payloads(page, room)
     complete = not page or page[-1].seq >= last_seq
-    return [message_payload(m, room.name) for m in page], last_seq, complete
+    return frames, last_seq, complete
 
 
 @database_sync_to_async
 def history(room: Room, *, before: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """The ``limit`` messages just before seq ``before``, oldest first, and whether older ones exist."""
+    """The ``limit`` entries just before seq ``before``, oldest first, and whether older ones exist."""
     newest = list(Message.objects.filter(room=room, seq__lt=before).order_by("-seq")[: limit + 1])
     has_more = len(newest) > limit
-    return [message_payload(m, room.name) for m in reversed(newest[:limit])], has_more
+    return payloads(reversed(newest[:limit]), room), has_more
+
+
+@database_sync_to_async
+def versions(room: Room, *, target: int) -> list[dict[str, Any]]:
+    """The bodies message ``target`` had, oldest first, each with when it was written; ClientError if there is
+    no such message or it was deleted (its versions were erased with it)."""
+    message = Message.objects.filter(room=room, kind=Kind.MESSAGE, seq=target).first()
+    if message is None:
+        raise ClientError(protocol.NOT_FOUND, f"No message #{target} in this room.")
+    if message.is_deleted:
+        raise ClientError(protocol.GONE, "That message was deleted.")
+    first = message.body if message.first_body is None else message.first_body
+    found = [{"body": first, "at": protocol.iso_utc(message.created)}]
+    edits = Message.objects.filter(room=room, kind=Kind.EDIT, target_seq=target).order_by("seq")
+    found += [{"body": edit.body, "at": protocol.iso_utc(edit.created)} for edit in edits]
+    return found
 
 
 @database_sync_to_async

@@ -1,17 +1,29 @@
-"""Storing messages: drafts go into the log with their rooms' next seqs, in one transaction, in plain SQL.
+"""Storing log entries: drafts go into the log with their rooms' next seqs, in one transaction.
 
-The write path speaks SQL directly because the ORM's query building cost more than the queries themselves
+A draft is a new message (``Draft``) or a change to one (``Change``: an edit, a delete, a reaction). Each that
+writes takes its room's next seq, and a change updates its message's state in the same transaction, so the
+state and the log never disagree. A change checked against a state it may not change is answered with its
+ClientError, alone: the rest of the batch is stored.
+
+The hot statements are plain SQL because the ORM's query building cost more than the queries themselves
 (docs/performance.md, "ingest"). Callers go through chat.services, which validates first and broadcasts after.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from .models import Message, Room
+from . import protocol
+from .exceptions import ClientError
+from .models import Kind, Message, Room
+
+# What a message's state holds besides its body: written back for every message a batch changed.
+STATE_FIELDS = ["body", "first_body", "edited_at", "deleted_at", "reactions", "state_seq"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,14 +35,67 @@ class Draft:
     user: User | None
     body: str
     client_id: str | None
+    guest_id: str | None = None
+    reply_to: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An edit, delete or reaction of the message with seq ``target``, checked as far as it can be without it."""
+
+    room: Room
+    kind: Kind
+    target: int
+    author: str
+    user: User | None
+    guest_id: str | None
+    client_id: str | None
+    body: str = ""  # an edit's new body
+    emoji: str = ""  # a reaction's
+    on: bool = True  # a reaction added (True) or taken back
+    moderator: bool = False  # may delete other people's messages
+    edit_seconds: int = 0  # how long after sending a message may be edited; 0: no limit
+
+    @property
+    def who(self) -> str:
+        return who(self.user, self.guest_id)
 
 
 @dataclass(frozen=True, slots=True)
 class Posted:
-    """The outcome of posting: the stored message, and whether this call stored it (False for a resend)."""
+    """The outcome of a draft: the entry stored (or, for a resend, stored before), and whether this call stored
+    it. ``entry`` is None when a change wrote nothing (a reaction already so); ``seq`` is what its ack says."""
 
-    message: Message
+    entry: Message | None
     created: bool
+    seq: int | None = field(default=None)
+    quoted: Message | None = field(default=None)  # the message a new reply answers
+
+    @property
+    def message(self) -> Message:
+        """The stored entry, for callers that only post messages (which always store or find one)."""
+        if self.entry is None:
+            raise TypeError("a message draft always has an entry")
+        return self.entry
+
+    @property
+    def ack_seq(self) -> int | None:
+        return self.entry.seq if self.entry is not None else self.seq
+
+
+Outcome = Posted | ClientError
+
+
+def who(user: User | None, guest_id: str | None) -> str:
+    """The identity key of an author: never the display name, which two guests may share."""
+    return f"user:{user.pk}" if user is not None else f"guest:{guest_id}"
+
+
+def _entry_who(entry: Message) -> str:
+    if entry.user_id is not None:
+        return f"user:{entry.user_id}"
+    # The system's and the admin's posts belong to nobody: "" is never an identity key.
+    return f"guest:{entry.guest_id}" if entry.guest_id else ""
 
 
 def _sql(template: str, **placeholders: str) -> str:
@@ -43,22 +108,22 @@ def _marks(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
-LOCK_ROOMS = "SELECT id FROM {room} WHERE id IN ({rooms}) ORDER BY id FOR UPDATE"
-TAKE_SEQS = (
-    "UPDATE {room} SET last_seq = last_seq + CASE id {cases} END, last_activity = %s WHERE id IN ({rooms})"
-    " RETURNING id, last_seq"
-)
+# Locks the rooms' rows (PostgreSQL; SQLite's IMMEDIATE transactions lock the whole database) until commit, so
+# seqs are handed out and committed in one order, gapless, and the messages a change checks cannot change under
+# it. In pk order, so that two processes' batches cannot deadlock.
+LOCK_ROOMS = "SELECT id, last_seq FROM {room} WHERE id IN ({rooms}) ORDER BY id{for_update}"
+TAKE_SEQS = "UPDATE {room} SET last_seq = CASE id {cases} END, last_activity = %s WHERE id IN ({rooms})"
 # Pairs spelled out as ORs: both databases then search the (room, client_id) index for each, where row-value IN
 # lists or IN x IN scanned the table (EXPLAIN on SQLite 3.40 and PostgreSQL 15).
 FIND_CLIENT_IDS = "SELECT id, room_id, client_id FROM {message} WHERE {pairs}"
 INSERT = (
-    "INSERT INTO {message} (room_id, seq, author, user_id, body, client_id, created) VALUES {rows}"
-    " RETURNING id, room_id, seq"
+    "INSERT INTO {message} (room_id, seq, kind, author, user_id, guest_id, body, client_id, created, target_seq,"
+    " emoji, added, reply_to_seq) VALUES {rows} RETURNING id, room_id, seq"
 )
 
 
-def _already_stored(cursor: Any, drafts: list[Draft]) -> dict[tuple[int, str], Message]:
-    """The logged messages that drafts repeat by (room, client_id): resends."""
+def _already_stored(cursor: Any, drafts: list[Draft | Change]) -> dict[tuple[int, str], Message]:
+    """The logged entries that drafts repeat by (room, client_id): resends."""
     wanted = {(d.room.pk, d.client_id) for d in drafts if d.client_id is not None}
     if not wanted:
         return {}
@@ -72,80 +137,266 @@ def _already_stored(cursor: Any, drafts: list[Draft]) -> dict[tuple[int, str], M
     return {key: originals[pk] for key, pk in found.items()}
 
 
-def _take_seqs(cursor: Any, counts: dict[int, int], now: Any) -> dict[int, int]:
-    """Advance each room's last_seq by its count, in one statement; the rooms' new last_seqs.
-
-    This locks the rooms' rows (PostgreSQL; SQLite's IMMEDIATE transactions lock the whole database) until commit,
-    so seqs are handed out and committed in one order: gapless. Several rooms are locked in pk order first, so
-    that two processes' batches cannot deadlock.
-    """
-    if not counts:
-        return {}
-    rooms = sorted(counts)
-    marks = _marks(len(rooms))
-    if len(rooms) > 1 and connection.features.has_select_for_update:
-        cursor.execute(_sql(LOCK_ROOMS, rooms=marks), rooms)
-    cases = " ".join(["WHEN %s THEN %s"] * len(rooms))
-    params = [value for room in rooms for value in (room, counts[room])]
-    cursor.execute(_sql(TAKE_SEQS, cases=cases, rooms=marks), [*params, now, *rooms])
+def _lock_rooms(cursor: Any, rooms: list[int]) -> dict[int, int]:
+    """Lock the rooms (see LOCK_ROOMS); their last seqs."""
+    for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    cursor.execute(_sql(LOCK_ROOMS, rooms=_marks(len(rooms)), for_update=for_update), rooms)
     return dict(cursor.fetchall())
 
 
-def _insert(drafts: list[Draft]) -> list[Posted]:
-    """Store drafts inside the caller's transaction: one seq range per room and one INSERT for all of them."""
-    now = timezone.now()
-    created = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        stored = _already_stored(cursor, drafts)
-        first: dict[tuple[int, str], int] = {}  # (room, client_id) -> the first draft in this batch that has it
-        fresh: dict[int, list[int]] = {}  # room pk -> the drafts it stores, in arrival order
-        for index, draft in enumerate(drafts):
-            if draft.client_id is not None:
-                key = (draft.room.pk, draft.client_id)
-                if key in stored or key in first:
-                    continue
-                first[key] = index
-            fresh.setdefault(draft.room.pk, []).append(index)
-        new: dict[int, Message] = {}
-        last_seqs = _take_seqs(cursor, {room_pk: len(indexes) for room_pk, indexes in fresh.items()}, created)
-        for room_pk, indexes in fresh.items():
-            for seq, index in enumerate(indexes, start=last_seqs[room_pk] - len(indexes) + 1):
-                d = drafts[index]
-                new[index] = Message(
-                    room=d.room, seq=seq, author=d.author, user=d.user, body=d.body, client_id=d.client_id, created=now
+def _load_messages(drafts: list[Draft | Change]) -> dict[tuple[int, int], Message]:
+    """The messages that changes target and replies quote, by (room, seq): read after the rooms are locked."""
+    wanted: dict[int, set[int]] = {}
+    for d in drafts:
+        seq = d.target if isinstance(d, Change) else d.reply_to
+        if seq is not None:
+            wanted.setdefault(d.room.pk, set()).add(seq)
+    if not wanted:
+        return {}
+    condition = Q()
+    for room_pk, seqs in wanted.items():
+        condition |= Q(room_id=room_pk, seq__in=seqs)
+    return {(m.room_id, m.seq): m for m in Message.objects.filter(condition, kind=Kind.MESSAGE)}
+
+
+class _Batch:
+    """One transaction's drafts applied in arrival order to the rooms' seqs and their messages' states."""
+
+    def __init__(self, last_seqs: dict[int, int], messages: dict[tuple[int, int], Message], now: datetime) -> None:
+        self.last_seqs = last_seqs
+        self.messages = messages
+        self.now = now
+        self.new: list[Message] = []  # entries to insert, in seq order per room
+        self.changed: dict[int, Message] = {}  # id(message) -> a message whose state this batch changed
+        self.erased: dict[int, set[int]] = {}  # room pk -> seqs of messages deleted here: their edits lose bodies
+        self.edits: dict[tuple[int, int], list[Message]] = {}  # (room, target) -> edit entries new in this batch
+
+    def take_seq(self, room_pk: int) -> int:
+        self.last_seqs[room_pk] += 1
+        return self.last_seqs[room_pk]
+
+    def apply(self, d: Draft | Change) -> Posted:
+        if isinstance(d, Draft):
+            return self._message(d)
+        target = self.messages.get((d.room.pk, d.target))
+        if target is None:
+            raise ClientError(protocol.NOT_FOUND, f"No message #{d.target} in this room.")
+        if d.kind == Kind.EDIT:
+            return self._edit(d, target)
+        if d.kind == Kind.DELETE:
+            return self._delete(d, target)
+        return self._react(d, target)
+
+    def _entry(self, d: Draft | Change, **fields: Any) -> Message:
+        entry = Message(
+            room=d.room,
+            seq=self.take_seq(d.room.pk),
+            author=d.author,
+            user=d.user,
+            guest_id=d.guest_id if d.user is None else None,
+            client_id=d.client_id,
+            created=self.now,
+            **fields,
+        )
+        self.new.append(entry)
+        return entry
+
+    def _message(self, d: Draft) -> Posted:
+        quoted = None
+        if d.reply_to is not None:
+            quoted = self.messages.get((d.room.pk, d.reply_to))
+            if quoted is None:
+                raise ClientError(protocol.NOT_FOUND, f"No message #{d.reply_to} in this room to reply to.")
+            if quoted.is_deleted:
+                raise ClientError(protocol.GONE, "That message was deleted.")
+        entry = self._entry(d, kind=Kind.MESSAGE, body=d.body, reply_to_seq=d.reply_to)
+        self.messages[d.room.pk, entry.seq] = entry
+        return Posted(entry=entry, created=True, quoted=quoted if d.reply_to is not None else None)
+
+    def _fold(self, target: Message, entry: Message) -> None:
+        target.state_seq = entry.seq
+        self.changed[id(target)] = target
+
+    def _edit(self, d: Change, target: Message) -> Posted:
+        if target.is_deleted:
+            raise ClientError(protocol.GONE, "That message was deleted.")
+        if _entry_who(target) != d.who:
+            raise ClientError(protocol.FORBIDDEN, "Only its author can edit a message.")
+        if d.edit_seconds and self.now - target.created > timedelta(seconds=d.edit_seconds):
+            raise ClientError(protocol.TOO_LATE, f"Messages can be edited for {d.edit_seconds} seconds.")
+        entry = self._entry(d, kind=Kind.EDIT, body=d.body, target_seq=target.seq)
+        self.edits.setdefault((d.room.pk, target.seq), []).append(entry)
+        if target.first_body is None:
+            target.first_body = target.body
+        target.body = d.body
+        target.edited_at = self.now
+        self._fold(target, entry)
+        return Posted(entry=entry, created=True)
+
+    def _delete(self, d: Change, target: Message) -> Posted:
+        if _entry_who(target) != d.who and not d.moderator:
+            raise ClientError(protocol.FORBIDDEN, "Only its author or a moderator can delete a message.")
+        if target.is_deleted:
+            return Posted(entry=None, created=False, seq=self._delete_seq(target))
+        entry = self._entry(d, kind=Kind.DELETE, body="", target_seq=target.seq)
+        # Erased, not hidden: the body, the first version and every edit's body leave the database.
+        target.body = ""
+        target.first_body = None
+        target.reactions = None
+        target.deleted_at = self.now
+        for edit in self.edits.get((d.room.pk, target.seq), []):
+            edit.body = ""
+        self.erased.setdefault(d.room.pk, set()).add(target.seq)
+        self._fold(target, entry)
+        return Posted(entry=entry, created=True)
+
+    def _delete_seq(self, target: Message) -> int | None:
+        for entry in self.new:
+            if entry.kind == Kind.DELETE and entry.room_id == target.room_id and entry.target_seq == target.seq:
+                return entry.seq
+        return (
+            Message.objects.filter(room_id=target.room_id, kind=Kind.DELETE, target_seq=target.seq)
+            .values_list("seq", flat=True)
+            .first()
+        )
+
+    def _react(self, d: Change, target: Message) -> Posted:
+        if target.is_deleted:
+            raise ClientError(protocol.GONE, "That message was deleted.")
+        reactions: dict[str, list[list[Any]]] = target.reactions or {}
+        people = reactions.get(d.emoji, [])
+        mine = next((person for person in people if person[0] == d.who), None)
+        if d.on and mine is not None:
+            return Posted(entry=None, created=False, seq=mine[2])  # already so, since that entry
+        if not d.on and mine is None:
+            return Posted(entry=None, created=False, seq=self._taken_back_seq(d, target))
+        entry = self._entry(d, kind=Kind.REACTION, body="", target_seq=target.seq, emoji=d.emoji, added=d.on)
+        if d.on:
+            people = [*people, [d.who, d.author, entry.seq]]
+        else:
+            people = [person for person in people if person[0] != d.who]
+        reactions = {emoji: names for emoji, names in {**reactions, d.emoji: people}.items() if names}
+        target.reactions = reactions or None
+        self._fold(target, entry)
+        return Posted(entry=entry, created=True)
+
+    def _taken_back_seq(self, d: Change, target: Message) -> int | None:
+        """The seq of the entry that last took this reaction back, or None if none ever did."""
+        for entry in reversed(self.new):
+            if (
+                entry.kind == Kind.REACTION
+                and entry.room_id == target.room_id
+                and entry.target_seq == target.seq
+                and entry.emoji == d.emoji
+                and _entry_who(entry) == d.who
+            ):
+                return entry.seq if not entry.added else None
+        mine = Q(user=d.user) if d.user is not None else Q(user__isnull=True, guest_id=d.guest_id)
+        last = (
+            Message.objects.filter(mine, room_id=target.room_id, kind=Kind.REACTION, target_seq=target.seq)
+            .filter(emoji=d.emoji)
+            .order_by("-seq")
+            .values_list("seq", "added")
+            .first()
+        )
+        return last[0] if last is not None and not last[1] else None
+
+    def write(self, cursor: Any, first_seqs: dict[int, int]) -> None:
+        """Insert the new entries, write back the changed states, erase deleted messages' edits, take the seqs."""
+        if self.new:
+            created = connection.ops.adapt_datetimefield_value(self.now)
+            rows = [
+                (
+                    e.room_id,
+                    e.seq,
+                    e.kind,
+                    e.author,
+                    e.user_id,
+                    e.guest_id,
+                    e.body,
+                    e.client_id,
+                    created,
+                    e.target_seq,
+                    e.emoji,
+                    e.added,
+                    e.reply_to_seq,
                 )
-        if new:
-            rows = [(m.room_id, m.seq, m.author, m.user_id, m.body, m.client_id, created) for m in new.values()]
-            sql = _sql(INSERT, rows=", ".join([f"({_marks(7)})"] * len(rows)))
-            cursor.execute(sql, [value for row in rows for value in row])
-            by_seq = {(m.room_id, m.seq): m for m in new.values()}
+                for e in self.new
+            ]
+            width = len(rows[0])
+            cursor.execute(
+                _sql(INSERT, rows=", ".join([f"({_marks(width)})"] * len(rows))),
+                [value for row in rows for value in row],
+            )
+            by_seq = {(e.room_id, e.seq): e for e in self.new}
             for pk, room_pk, seq in cursor.fetchall():  # RETURNING's row order is not promised, so match by key
                 by_seq[room_pk, seq].pk = pk
-    posted = []
-    for index, draft in enumerate(drafts):
-        if index in new:
-            posted.append(Posted(message=new[index], created=True))
-            continue
-        key = (draft.room.pk, draft.client_id or "")
-        original = stored.get(key) or new[first[key]]
-        posted.append(Posted(message=original, created=False))
-    return posted
+        if self.changed:
+            Message.objects.bulk_update(list(self.changed.values()), STATE_FIELDS)
+        for room_pk, seqs in self.erased.items():
+            Message.objects.filter(room_id=room_pk, kind=Kind.EDIT, target_seq__in=seqs).update(body="")
+        advanced = {room: seq for room, seq in self.last_seqs.items() if seq != first_seqs[room]}
+        if advanced:
+            rooms = sorted(advanced)
+            cases = " ".join(["WHEN %s THEN %s"] * len(rooms))
+            params = [value for room in rooms for value in (room, advanced[room])]
+            created = connection.ops.adapt_datetimefield_value(self.now)
+            cursor.execute(_sql(TAKE_SEQS, cases=cases, rooms=_marks(len(rooms))), [*params, created, *rooms])
 
 
-def store_all(drafts: list[Draft]) -> list[Posted]:
-    """Store drafts in one transaction; a resent client_id answers the message already stored."""
+def _store(drafts: list[Draft | Change]) -> list[Outcome]:
+    """Store drafts inside the caller's transaction, in arrival order."""
+    with connection.cursor() as cursor:
+        last_seqs = _lock_rooms(cursor, sorted({d.room.pk for d in drafts}))
+        stored = _already_stored(cursor, drafts)
+        batch = _Batch(dict(last_seqs), _load_messages(drafts), timezone.now())
+        outcomes: list[Outcome] = []
+        first: dict[tuple[int, str], Outcome] = {}  # (room, client_id) -> the outcome of its first draft here
+        for d in drafts:
+            key = (d.room.pk, d.client_id) if d.client_id is not None else None
+            if key is not None and key in stored:
+                outcomes.append(Posted(entry=stored[key], created=False))
+                continue
+            if key is not None and key in first:
+                earlier = first[key]
+                outcomes.append(
+                    earlier if isinstance(earlier, ClientError) else Posted(earlier.entry, False, earlier.seq)
+                )
+                continue
+            try:
+                outcome: Outcome = batch.apply(d)
+            except ClientError as exc:
+                outcome = exc
+            outcomes.append(outcome)
+            if key is not None:
+                first[key] = outcome
+        batch.write(cursor, last_seqs)
+    return outcomes
+
+
+def store_all(drafts: list[Draft | Change]) -> list[Outcome]:
+    """Store drafts in one transaction; a resent client_id answers the entry already stored. A draft its rules
+    refuse is answered with its ClientError, and nothing of it is stored."""
     try:
         with transaction.atomic():
-            return _insert(drafts)
+            return _store(drafts)
     except IntegrityError:
         # Another writer stored one of these client_ids after the lookup. The transaction rolled back, seqs
         # included; one by one, the lookup finds it.
         if len(drafts) > 1:
-            return [posted for draft in drafts for posted in store_all([draft])]
+            return [outcome for draft in drafts for outcome in store_all([draft])]
         (draft,) = drafts
         if draft.client_id is None:
             raise
         existing = Message.objects.filter(room_id=draft.room.pk, client_id=draft.client_id).first()
         if existing is None:
             raise
-        return [Posted(message=existing, created=False)]
+        return [Posted(entry=existing, created=False)]
+
+
+def store_one(draft: Draft | Change) -> Posted:
+    """Store one draft on its own; raise its ClientError if its rules refuse it."""
+    (outcome,) = store_all([draft])
+    if isinstance(outcome, ClientError):
+        raise outcome
+    return outcome

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from . import presence
+from . import access, presence
 from .exceptions import ClientError
 from .forms import NicknameForm, RoomForm, SignUpForm
 from .identity import BAD_NICKNAME, identify, set_nickname
@@ -99,10 +99,19 @@ def room(request: HttpRequest, room_name: str) -> HttpResponse:
     identity = identify(request.user, request.session)
     if identity is None:
         return redirect(f"{settings.LOGIN_URL}?next={request.path}")
+    room = Room.objects.filter(name=name).first()
     return render(
         request,
         "chat/room.html",
-        {"room_name": name, "identity": identity, "max_length": settings.CHAT_MAX_MESSAGE_LENGTH},
+        {
+            "room_name": name,
+            "identity": identity,
+            "max_length": settings.CHAT_MAX_MESSAGE_LENGTH,
+            "reactions": " ".join(settings.CHAT_REACTIONS),
+            "edit_seconds": settings.CHAT_EDIT_SECONDS,
+            # What the page offers; the server decides again on every frame (chat.access).
+            "moderator": room is not None and access.can_moderate(identity, room),
+        },
     )
 
 

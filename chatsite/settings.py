@@ -225,6 +225,20 @@ CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 64 * 1024)
 CHAT_BACKLOG_LIMIT = env_int("CHAT_BACKLOG_LIMIT", 50)
 CHAT_RESUME_LIMIT = env_int("CHAT_RESUME_LIMIT", 1000)
 CHAT_HISTORY_MAX_LIMIT = env_int("CHAT_HISTORY_MAX_LIMIT", 100)
+# How long after sending a message its author may edit it, in seconds (0: no limit).
+CHAT_EDIT_SECONDS = env_int("CHAT_EDIT_SECONDS", 86_400)
+# The reactions a message can get, in the order the picker shows them; comma-separated in the environment.
+CHAT_REACTIONS = tuple(
+    emoji.strip()
+    for emoji in os.environ.get(
+        "CHAT_REACTIONS",
+        "\N{THUMBS UP SIGN},\u2764\ufe0f,\N{FACE WITH TEARS OF JOY},"
+        "\N{PARTY POPPER},\N{FACE WITH OPEN MOUTH},\N{CRYING FACE},\N{EYES},\N{WHITE HEAVY CHECK MARK}",
+    ).split(",")
+    if emoji.strip()
+)
+if CHAT_EDIT_SECONDS < 0 or not CHAT_REACTIONS or any(len(emoji) > 16 for emoji in CHAT_REACTIONS):
+    raise ImproperlyConfigured("Need CHAT_EDIT_SECONDS >= 0 and CHAT_REACTIONS of 1-16 characters each.")
 CHAT_RATE_LIMIT_BURST = env_int("CHAT_RATE_LIMIT_BURST", 20)
 CHAT_RATE_LIMIT_PER_SECOND = env_int("CHAT_RATE_LIMIT_PER_SECOND", 5)
 # Open sockets one client address, and one user, may hold in one server process (0: no cap).

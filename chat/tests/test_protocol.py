@@ -372,6 +372,11 @@ class EncodeTests(SimpleTestCase):
                 "body": "hi",
                 "sent_at": "2025-01-01T00:00:00Z",
                 "client_id": None,
+                "reply_to": None,
+                "edited_at": None,
+                "deleted": False,
+                "reactions": {},
+                "state_seq": 4,
             },
         )
 

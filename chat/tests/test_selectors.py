@@ -24,6 +24,11 @@ class MessagePayloadTests(TestCase):
                 "body": "hi",
                 "sent_at": protocol.iso_utc(message.created),
                 "client_id": "c-9",
+                "reply_to": None,
+                "edited_at": None,
+                "deleted": False,
+                "reactions": {},
+                "state_seq": 1,
             },
         )
 
