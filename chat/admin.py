@@ -1,16 +1,19 @@
-"""Admin for rooms and messages. New messages go through the service write path; the log is never edited."""
+"""Admin for rooms and messages. New messages and deletes go through the service write path; the log is never
+edited in place: a delete here is a moderator's delete entry, broadcast and replayed like one from the room."""
 
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .exceptions import ClientError
-from .models import Message, Room
+from .identity import Identity
+from .models import Kind, Message, Room
 from .protocol import clean_body
-from .services import message_create
+from .services import message_create, message_delete
 
 
 @admin.register(Room)
@@ -34,10 +37,14 @@ class MessageAddForm(forms.ModelForm):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["room", "seq", "author", "body", "created"]
+    list_display = ["room", "seq", "author", "body", "created", "edited_at", "deleted_at"]
     list_filter = ["room"]
     search_fields = ["body", "author"]
     list_select_related = ["room"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        # Edits, deletes and reactions are entries of the log too, but the admin moderates messages.
+        return super().get_queryset(request).filter(kind=Kind.MESSAGE)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
@@ -49,7 +56,17 @@ class MessageAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        # A delete is a moderator's delete entry (see delete_model); a tombstone cannot be deleted again.
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.is_deleted)
+
+    def delete_model(self, request: HttpRequest, obj: Message) -> None:
+        user = request.user if request.user.is_authenticated else None
+        name = user.get_username() if user else "admin"
+        message_delete(room=obj.room, seq=obj.seq, identity=Identity(name=name, user=user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        for message in queryset.select_related("room").filter(deleted_at__isnull=True):
+            self.delete_model(request, message)
 
     def save_model(self, request: HttpRequest, obj: Message, form: Any, change: bool) -> None:
         user = request.user if request.user.is_authenticated else None

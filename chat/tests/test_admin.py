@@ -129,15 +129,36 @@ class MessageLogIsReadOnlyTests(AdminTestCase):
         self.message.refresh_from_db()
         self.assertEqual(self.message.body, "original")
 
-    def test_the_delete_page_is_forbidden(self):
-        self.assertEqual(self.client.get(self.delete_url).status_code, 403)
+    def assertTombstone(self):
+        self.message.refresh_from_db()
+        self.assertEqual((self.message.body, self.message.is_deleted), ("", True))
+        delete = Message.objects.get(kind="delete")
+        self.assertEqual((delete.seq, delete.target_seq, delete.author), (2, 1, "boss"))
 
-    def test_deleting_a_stored_message_is_forbidden(self):
-        self.assertEqual(self.client.post(self.delete_url, {"post": "yes"}).status_code, 403)
-        self.assertTrue(Message.objects.filter(pk=self.message.pk).exists())
+    def test_deleting_a_message_makes_it_a_tombstone_with_a_delete_entry(self):
+        self.assertEqual(self.client.post(self.delete_url, {"post": "yes"}).status_code, 302)
+        self.assertTombstone()
 
-    def test_the_bulk_delete_action_does_not_delete_messages(self):
+    def test_the_bulk_delete_action_deletes_through_the_write_path(self):
         self.client.post(
             CHANGELIST_URL, {"action": "delete_selected", "_selected_action": [self.message.pk], "post": "yes"}
         )
-        self.assertTrue(Message.objects.filter(pk=self.message.pk).exists())
+        self.assertTombstone()
+
+    def test_a_deleted_message_cannot_be_deleted_again(self):
+        self.client.post(self.delete_url, {"post": "yes"})
+        self.assertEqual(self.client.get(self.delete_url).status_code, 403)
+
+    def test_the_changelist_lists_messages_not_their_changes(self):
+        self.client.post(self.delete_url, {"post": "yes"})
+        self.assertEqual(list(self.client.get(CHANGELIST_URL).context["cl"].result_list), [self.message])
+
+    def test_a_delete_in_the_admin_is_broadcast_to_the_room(self):
+        async def delete_and_listen():
+            async with RoomListener("general") as listener:
+                await sync_to_async(self.client.post)(self.delete_url, {"post": "yes"})
+                return await listener.receive()
+
+        event = async_to_sync(delete_and_listen)()
+        frame = protocol.decode(event["text"])
+        self.assertEqual((frame["type"], frame["target"], frame["by"]), ("delete", 1, "boss"))

@@ -20,9 +20,12 @@ HISTORY_MAX = 100
 EMOJI = "\U0001f600"
 
 
+REACTIONS = ("\N{THUMBS UP SIGN}", "\N{EYES}")
+
+
 def parse(frame: dict[str, Any] | str) -> protocol.ClientFrame:
     text = frame if isinstance(frame, str) else json.dumps(frame, ensure_ascii=False)
-    return protocol.parse(text, max_length=MAX_LENGTH, history_max=HISTORY_MAX)
+    return protocol.parse(text, max_length=MAX_LENGTH, history_max=HISTORY_MAX, reactions=REACTIONS)
 
 
 class ProtocolTestCase(SimpleTestCase):
@@ -68,6 +71,51 @@ class ValidFrameTests(ProtocolTestCase):
 
     def test_decode_returns_the_json_object(self):
         self.assertEqual(protocol.decode('{"type":"ping","n":1}'), {"type": "ping", "n": 1})
+
+
+class ChangeFrameTests(ProtocolTestCase):
+    def test_a_reply_is_a_message_with_the_seq_it_answers(self):
+        self.assertEqual(
+            parse({"type": "message", "body": "yes", "reply_to": 3}),
+            protocol.MessageFrame(body="yes", client_id=None, reply_to=3),
+        )
+
+    def test_an_edit_has_a_target_a_cleaned_body_and_a_client_id(self):
+        self.assertEqual(
+            parse({"type": "edit", "target": 2, "body": " fixed ", "client_id": "e-1"}),
+            protocol.EditFrame(target=2, body="fixed", client_id="e-1"),
+        )
+
+    def test_a_delete_has_a_target(self):
+        self.assertEqual(parse({"type": "delete", "target": 5}), protocol.DeleteFrame(target=5, client_id=None))
+
+    def test_a_reaction_is_on_unless_it_says_otherwise(self):
+        self.assertEqual(
+            parse({"type": "react", "target": 1, "emoji": REACTIONS[0]}),
+            protocol.ReactFrame(target=1, emoji=REACTIONS[0], on=True, client_id=None),
+        )
+        self.assertFalse(parse({"type": "react", "target": 1, "emoji": REACTIONS[1], "on": False}).on)
+
+    def test_an_emoji_outside_the_reactions_is_a_bad_reaction(self):
+        self.assertRefused({"type": "react", "target": 1, "emoji": "\N{PILE OF POO}"}, protocol.BAD_REACTION)
+
+    def test_an_on_that_is_not_a_boolean_is_a_bad_frame(self):
+        self.assertRefused({"type": "react", "target": 1, "emoji": REACTIONS[0], "on": 1}, protocol.BAD_FRAME)
+
+    def test_a_target_or_reply_to_that_is_not_a_positive_whole_number_is_a_bad_frame(self):
+        for frame in (
+            {"type": "edit", "target": "1", "body": "x"},
+            {"type": "delete", "target": 0},
+            {"type": "delete"},
+            {"type": "react", "target": True, "emoji": REACTIONS[0]},
+            {"type": "versions", "target": -1},
+            {"type": "message", "body": "x", "reply_to": 1.5},
+        ):
+            self.assertRefused(frame, protocol.BAD_FRAME)
+
+    def test_an_edit_body_follows_the_message_body_rules(self):
+        self.assertRefused({"type": "edit", "target": 1, "body": "  "}, protocol.EMPTY)
+        self.assertRefused({"type": "edit", "target": 1, "body": "x" * (MAX_LENGTH + 1)}, protocol.TOO_LONG)
 
 
 class BadJsonTests(ProtocolTestCase):
