@@ -12,7 +12,6 @@ from . import metrics, protocol
 from .broadcast import broadcast
 from .events import message_event, messages_event
 from .exceptions import ClientError
-from .models import Kind
 from .selectors import message_payload
 from .store import Change, Draft, Outcome, Posted, store_all
 
@@ -74,8 +73,7 @@ class GroupCommit:
         by_room: dict[str, list[dict[str, Any]]] = {}
         for (draft, _), outcome in zip(batch, results, strict=True):
             if isinstance(outcome, Posted) and outcome.created and outcome.entry is not None:
-                if outcome.entry.kind == Kind.MESSAGE:
-                    metrics.MESSAGES_STORED.inc()
+                metrics.count_stored(outcome.entry.kind)
                 payload = message_payload(outcome.entry, draft.room.name, outcome.quoted)
                 by_room.setdefault(draft.room.name, []).append(message_event(payload))
         if by_room:

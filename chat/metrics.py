@@ -11,6 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 CONNECTIONS = Gauge("chat_connections", "Open room sockets.", multiprocess_mode="livesum")
 CONNECTS = Counter("chat_connects", "Room sockets opened.")
 MESSAGES_STORED = Counter("chat_messages_stored", "Messages stored (idempotent resends not counted).")
+CHANGES_STORED = Counter(
+    "chat_changes_stored", "Edits, deletes and reactions stored (resends and no-ops not counted).", ["kind"]
+)
 # Stored messages per commit on the socket path is the group commit's batch size (chat.groupcommit.GroupCommit).
 MESSAGE_COMMITS = Counter("chat_message_commits", "Transactions that stored messages posted on sockets.")
 DELIVERIES = Counter("chat_deliveries", "Live message frames sent to sockets.")
@@ -28,6 +31,14 @@ SOCKETS_BEHIND = Gauge(
 )
 SOCKETS_TOO_SLOW = Counter("chat_sockets_too_slow", "Sockets closed with 4008: behind for CHAT_SEND_BEHIND_SECONDS.")
 LAYER_ERRORS = Counter("chat_layer_errors", "Channel-layer calls that failed (Redis down or restarting).")
+
+
+def count_stored(kind: str) -> None:
+    """Count a stored log entry of ``kind`` (chat.models.Kind)."""
+    if kind == "message":
+        MESSAGES_STORED.inc()
+    else:
+        CHANGES_STORED.labels(kind=kind).inc()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -99,8 +99,7 @@ def entry_create(d: Draft | Change) -> Posted:
     """Store an entry and broadcast it to the room. For synchronous callers: the admin, management commands."""
     posted = store_one(d)
     if posted.created and posted.entry is not None:
-        if posted.entry.kind == Kind.MESSAGE:
-            metrics.MESSAGES_STORED.inc()
+        metrics.count_stored(posted.entry.kind)
         payload = message_payload(posted.entry, d.room.name, posted.quoted)
         async_to_sync(broadcast)(d.room.name, message_event(payload))
     return posted
