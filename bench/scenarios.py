@@ -1,9 +1,10 @@
 """The scenarios, each run against one server by the swarm of client processes, each returning one result.
 
-``traffic`` is fanout, rooms and ingest alike: rooms of members, some of them senders, sending at a fixed rate or
-as fast as a window of unreleased messages allows (saturation); then a drain, then (for chatsite) gap healing by
-``history``. ``connect`` and ``join`` time connections instead. ``slow`` puts sockets that stopped reading into a
-room and measures what they cost its one active reader. Rooms are named per run, so they start empty.
+``traffic`` is fanout, mixed, rooms and ingest alike: rooms of members, some of them senders, sending at a fixed
+rate or as fast as a window of unreleased entries allows (saturation); then a drain, then (for chatsite) gap
+healing by ``history``. ``connect`` and ``join`` time connections instead. ``slow`` puts sockets that stopped
+reading into a room and measures what they cost its one active reader. Rooms are named per run, so they start
+empty.
 """
 
 import time
@@ -15,6 +16,11 @@ from typing import Any
 from .servers import Server, machine_busy_seconds, redis_cpu_seconds
 from .stats import Histogram, quantiles_ms
 from .swarm import Swarm
+from .worker import EDIT, MESSAGE, REACT
+
+# The mixed fan-out's entries, in the order each sender cycles through them: 7 messages, 2 reactions to recent
+# messages of the room and 1 edit of one of its own messages in every 10.
+MIXED = (MESSAGE, REACT, MESSAGE, MESSAGE, EDIT, MESSAGE, MESSAGE, REACT, MESSAGE, MESSAGE)
 
 
 @dataclass
@@ -121,11 +127,15 @@ class Rooms:
 
     The senders join after the first receivers and before the room grows, so each sender's own copy of a message
     comes early in a fan-out: the window it releases bounds how much is queued, not how long a broadcast takes.
+    Each sender sends entries of the kinds ``mix`` lists, in turn (``bench.worker``).
     """
 
-    def __init__(self, ctx: Context, scenario: str, rooms: int, senders: int) -> None:
+    def __init__(
+        self, ctx: Context, scenario: str, rooms: int, senders: int, mix: tuple[str, ...] = (MESSAGE,)
+    ) -> None:
         self.ctx = ctx
         self.scenario = scenario
+        self.mix = mix
         self.names = [f"{scenario}-{ctx.tag}-{index}" for index in range(rooms)]
         self.senders = senders
         self.members = 0
@@ -191,6 +201,7 @@ class Rooms:
             "stale": 2.0,
             "ack_wait": 10.0,
             "base_seq": dict(self.final),
+            "mix": list(self.mix),
         }
         ctx.swarm.send([dict(run) for _ in range(len(ctx.swarm))])
         _sleep_until(start + warmup)
@@ -201,9 +212,12 @@ class Rooms:
         rss = max(rss, ctx.server.rss_bytes())
         runs = ctx.swarm.gather(len(ctx.swarm), ctx.timeout)
 
+        stamps: dict[str, dict[int, int]] = {}  # every worker's reactions' send times, for the others to time them
         for answer in runs:
             for room, seq in answer["final_seq"].items():
                 self.final[room] = max(self.final.get(room, 0), seq)
+            for room, sent in answer["stamps"].items():
+                stamps.setdefault(room, {}).update(sent)
         final = dict(self.final)
         drained = _drain(ctx, final, drain)
         healing = {"missing": 0, "healed": 0, "requests": 0, "unhealed_in_budget": 0}
@@ -212,7 +226,7 @@ class Rooms:
             for answer in ctx.swarm.call_all(command, ctx.timeout + heal_budget):
                 for key in healing:
                     healing[key] += answer[key]
-        stats = ctx.swarm.call_all({"op": "stats"}, ctx.timeout)
+        stats = ctx.swarm.call_all({"op": "stats", "stamps": stamps}, ctx.timeout)
         ctx.server.settle(timeout=120)
 
         span = marks[1][0] - marks[0][0]
@@ -237,6 +251,7 @@ class Rooms:
             },
             "connections": self.connections,
             "sent": sum(r["sent"] for r in runs),
+            "kinds": _sum_counts(r["kinds"] for r in runs),  # entries sent, by kind
             "acked": sum(r["acked"] for r in runs),
             "unacked": sum(r["unacked"] for r in runs),
             "msgs_per_s": sum(s["acked_in_window"] for s in stats) / span,

@@ -1,9 +1,11 @@
 """One load-generator process: an asyncio loop holding many ``websockets`` client connections, driven over a pipe.
 
 The coordinator (``bench.swarm``) sends one command at a time and waits for its answer; ``progress`` may be asked
-while ``run`` is still going. Every delivery is counted per connection by seq (so a gap is a lost delivery and a
-repeat a duplicate), and its latency is the receive time minus the send time the sender wrote into the body:
-``bench:<sender>:<n>:<time.time_ns()>``, then ``:`` and padding when a run asks for bigger bodies. Besides its
+while ``run`` is still going. Every delivery of a log entry, of any kind, is counted per connection by seq (so a
+gap is a lost delivery and a repeat a duplicate), and its latency is the receive time minus the send time the
+sender wrote into the body of a message or an edit: ``bench:<sender>:<n>:<time.time_ns()>``, then ``:`` and
+padding when a run asks for bigger bodies. A reaction has no body: its sender notes the send time by the seq its
+ack gives, and the reaction's deliveries are timed with those notes after the run (``op_stats``). Besides its
 ``websockets`` clients a worker may hold silent sockets (``bench.silent``), which never read until told to.
 Every wait here has a deadline.
 """
@@ -11,8 +13,10 @@ Every wait here has a deadline.
 import asyncio
 import json
 import os
+import random
 import time
 import traceback
+from collections import Counter, deque
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -22,7 +26,24 @@ from . import silent
 from .stats import Histogram
 
 BODY_PREFIX = "bench:"
+# The kinds of entry a sender sends (``op_run``'s ``mix``), as the client frame types name them.
+MESSAGE, EDIT, REACT = "message", "edit", "react"
+# What a reaction picks from: chatsite's default CHAT_REACTIONS (chatsite/settings.py).
+REACTIONS = (
+    "\N{THUMBS UP SIGN}",
+    "\u2764\ufe0f",
+    "\N{FACE WITH TEARS OF JOY}",
+    "\N{PARTY POPPER}",
+    "\N{FACE WITH OPEN MOUTH}",
+    "\N{CRYING FACE}",
+    "\N{EYES}",
+    "\N{WHITE HEAVY CHECK MARK}",
+)
+# How many message seqs a sender keeps to choose from: its own latest, to edit; the room's latest, to react to.
+RECENT = 16
 _MESSAGE_START = '{"type":"message"'
+_EDIT_START = '{"type":"edit"'
+_REACTION_START = '{"type":"reaction"'
 _BODY_START = '"body":"' + BODY_PREFIX
 
 
@@ -69,11 +90,36 @@ class Link:
         self.late = 0
         self.backlog = 0  # messages at or below base: a join backlog, or a straggler from an earlier run
         self.last_ns = 0  # when the latest new message arrived
-        # Sender side: message number -> send time (ns), until acked; and the window of unreleased sends.
+        # Sender side: message number -> send time (ns) and kind, until acked; and the window of unreleased sends.
         self.next_n = 0
-        self.unacked: dict[int, int] = {}
+        self.unacked: dict[int, tuple[int, str]] = {}
         self.in_flight: dict[int, int] = {}
         self.wake = asyncio.Event()
+        # Sender side, for edits and reactions: its name (from hello), the seqs of its own latest messages and of
+        # the room's, the reactions it has on (target, emoji), and its reactions not yet echoed, by their fields.
+        self.you = ""
+        self.own: deque[int] = deque(maxlen=RECENT)
+        self.recent: deque[int] = deque(maxlen=RECENT)
+        self.reacted: set[tuple[int, str]] = set()
+        self.reacting: dict[tuple[int, str, bool], int] = {}
+        self.rng = random.Random(sid)  # noqa: S311 - picks targets for a load, not secrets
+
+
+def _read_fast(text: str, timed: bool) -> tuple[int, str | None] | None:
+    """An entry frame's seq, and (``timed``) its body, read without decoding the frame; None for a frame laid out
+    otherwise, or a body with escapes."""
+    at = text.find('"seq":')
+    end = text.find(",", at)
+    if at < 0 or end < 0:
+        return None
+    seq = int(text[at + 6 : end])
+    if not timed:
+        return seq, None
+    start = text.find(_BODY_START, end)
+    if start < 0:
+        return None
+    body = text[start + 8 : text.find('"', start + 8)]
+    return None if "\\" in body else (seq, body)
 
 
 class Worker:
@@ -86,6 +132,7 @@ class Worker:
         self.window_on = "echo"
         self.capacity = 0  # the in-flight window per sender; 0 means fixed rate
         self.body_bytes = 0  # pad bodies to this length (0: no padding)
+        self.mix = [MESSAGE]  # the kinds each sender cycles through, by its message number
         self.reset()
         self.done = asyncio.Event()
         self.pending: set[asyncio.Task[None]] = set()
@@ -101,30 +148,35 @@ class Worker:
         self.errors: dict[str, int] = {}
         self.closed_codes: dict[str, int] = {}
         self.final_seq: dict[str, int] = {}  # the highest acked seq per room
+        self.kinds: Counter[str] = Counter()  # entries sent, by kind
+        self.stamps: dict[str, dict[int, int]] = {}  # room -> seq -> send time (ns) of this worker's reactions
+        self.untimed: list[tuple[str, int, int]] = []  # (room, seq, arrival ns) of reactions delivered here
         self.cpu_marks: list[float] = []
         self.last_sent_ns = 0
 
     # Frames in.
 
     def on_frame(self, link: Link, text: str) -> None:
-        if text.startswith(_MESSAGE_START):
-            # The hot path, once per delivery: read seq and body without decoding the whole frame. A frame laid
-            # out otherwise (or a body with escapes) takes the json path below.
-            at = text.find('"seq":')
-            end = text.find(",", at)
-            start = text.find(_BODY_START, end)
-            if at > 0 and end > 0 and start > 0:
-                body = text[start + 8 : text.find('"', start + 8)]
-                if "\\" not in body:
-                    self.on_message(link, int(text[at + 6 : end]), body)
-                    return
+        # The hot path, once per delivery: read seq (and the body, with its send time) without decoding the whole
+        # frame. A frame laid out otherwise, a body with escapes, and a reaction to a sender (which needs its fields
+        # to release its window) take the json path below.
+        message = text.startswith(_MESSAGE_START)
+        timed = message or text.startswith(_EDIT_START)
+        if timed or (link.sid is None and text.startswith(_REACTION_START)):
+            fast = _read_fast(text, timed)
+            if fast is not None:
+                self.on_entry(link, *fast, message=message)
+                return
         data = json.loads(text)
         kind = data.get("type")
-        if kind == "message":
-            self.on_message(link, data["seq"], data.get("body", ""))
+        if kind in (MESSAGE, EDIT):
+            self.on_entry(link, data["seq"], data.get("body", ""), message=kind == MESSAGE)
+        elif kind == "reaction":
+            self.on_reaction(link, data)
         elif kind == "ack":
             self.on_ack(link, data)
         elif kind == "hello":
+            link.you = data.get("you", "")
             if link.hello is not None and not link.hello.done():
                 link.hello.set_result(data)
         elif kind == "history":
@@ -134,8 +186,11 @@ class Worker:
             code = str(data.get("code"))
             self.errors[code] = self.errors.get(code, 0) + 1
 
-    def on_message(self, link: Link, seq: int, body: str) -> None:
-        if seq <= link.base or not body.startswith(BODY_PREFIX):
+    def on_entry(self, link: Link, seq: int, body: str | None, *, message: bool = False) -> None:
+        """One entry of the room's log, of any kind, counted by its seq. ``body`` holds the send time (a message's
+        or an edit's); None is a reaction's, timed after the run (``op_stats``). A sender notes the room's
+        ``message`` seqs, to react to."""
+        if seq <= link.base or (body is not None and not body.startswith(BODY_PREFIX)):
             link.backlog += 1
             return
         now = time.time_ns()
@@ -152,15 +207,28 @@ class Worker:
         link.received += 1
         link.last_ns = now
         self.delivered += 1
-        _, sender, number, sent_ns = body.split(":", 4)[:4]  # the fifth part, if any, is padding
-        sent = int(sent_ns)
         start, end = self.window_ns
-        if start <= sent <= end:
-            self.latency.add((now - sent) / 1000)
         if start <= now <= end:
             self.delivered_in_window += 1
+        if message and link.sid is not None:
+            link.recent.append(seq)
+        if body is None:
+            self.untimed.append((link.room, seq, now))
+            return
+        _, sender, number, sent_ns = body.split(":", 4)[:4]  # the fifth part, if any, is padding
+        sent = int(sent_ns)
+        if start <= sent <= end:
+            self.latency.add((now - sent) / 1000)
         if link.sid is not None and self.window_on == "echo" and int(sender) == link.sid:
             self._release_through(link, int(number))
+
+    def on_reaction(self, link: Link, data: dict[str, Any]) -> None:
+        """A reaction entry; a sender knows its own by its name and the reaction's fields."""
+        if link.sid is not None and data.get("user") == link.you:
+            number = link.reacting.pop((data["target"], data["emoji"], data["on"]), None)
+            if number is not None and self.window_on == "echo":
+                self._release_through(link, number)
+        self.on_entry(link, data["seq"], None)
 
     @staticmethod
     def _fill(link: Link, seq: int) -> bool:
@@ -173,12 +241,19 @@ class Worker:
 
     def on_ack(self, link: Link, data: dict[str, Any]) -> None:
         number = int(str(data["client_id"]).rsplit("-", 1)[1])
-        sent = link.unacked.pop(number, None)
-        if sent is None:
+        unacked = link.unacked.pop(number, None)
+        if unacked is None:
             return
         now = time.time_ns()
+        sent, kind = unacked
         self.acked += 1
-        self.final_seq[link.room] = max(self.final_seq.get(link.room, 0), data["seq"])
+        seq = data["seq"]
+        if seq is not None:  # None: a change that wrote nothing, and nothing ever did
+            self.final_seq[link.room] = max(self.final_seq.get(link.room, 0), seq)
+            if kind == MESSAGE:
+                link.own.append(seq)
+            elif kind == REACT:
+                self.stamps.setdefault(link.room, {})[seq] = sent
         start, end = self.window_ns
         if start <= sent <= end:
             self.ack_latency.add((now - sent) / 1000)
@@ -279,15 +354,36 @@ class Worker:
         number = link.next_n
         link.next_n += 1
         now = time.time_ns()
-        link.unacked[number] = now
+        kind, text = self._entry(link, number, now)
+        link.unacked[number] = (now, kind)
         if self.capacity:
             link.in_flight[number] = now
         self.sent += 1
+        self.kinds[kind] += 1
         self.last_sent_ns = now
+        await link.ws.send(text)
+
+    def _entry(self, link: Link, number: int, now: int) -> tuple[str, str]:
+        """The kind and frame of a sender's entry ``number``, the run's mix cycled through: an edit of one of its
+        own latest messages, a reaction to one of the room's latest (added, or taken back if it has it on), or a
+        message, also in place of either while it has no message to change."""
+        kind = self.mix[number % len(self.mix)]
+        client_id = f"b{link.sid}-{number}"
+        if kind == REACT and link.recent:
+            target, emoji = link.rng.choice(link.recent), link.rng.choice(REACTIONS)
+            on = (target, emoji) not in link.reacted
+            link.reacted ^= {(target, emoji)}
+            link.reacting[target, emoji, on] = number
+            return REACT, json.dumps(
+                {"type": REACT, "target": target, "emoji": emoji, "on": on, "client_id": client_id}
+            )
         body = f"{BODY_PREFIX}{link.sid}:{number}:{now}"
         if len(body) < self.body_bytes:
             body += ":" + "x" * (self.body_bytes - len(body) - 1)
-        await link.ws.send(f'{{"type":"message","body":"{body}","client_id":"b{link.sid}-{number}"}}')
+        if kind == EDIT and link.own:
+            target = link.rng.choice(link.own)
+            return EDIT, f'{{"type":"edit","target":{target},"body":"{body}","client_id":"{client_id}"}}'
+        return MESSAGE, f'{{"type":"message","body":"{body}","client_id":"{client_id}"}}'
 
     async def _send_at_rate(self, link: Link, begin: float, end: float, interval: float, count: int) -> None:
         """Send every ``interval`` s from ``begin`` until ``end``, and at most ``count`` messages (0: no cap)."""
@@ -332,12 +428,15 @@ class Worker:
         base_seq: dict[str, int],
         count: int = 0,
         body_bytes: int = 0,
+        mix: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Send from every sender link: ``rate`` messages/s each (``count`` at most, if given), or as fast as a
-        window of ``window`` allows; bodies padded to ``body_bytes``."""
+        """Send from every sender link: ``rate`` entries/s each (``count`` at most, if given), or as fast as a
+        window of ``window`` allows; bodies padded to ``body_bytes``; each sender's entries of the kinds ``mix``
+        lists in turn (by default messages only)."""
         loop = asyncio.get_running_loop()
         self.reset()
         self.capacity, self.window_on, self.body_bytes = window, window_on, body_bytes
+        self.mix = mix or [MESSAGE]
         offset = start - time.time()  # seconds from now, wall clock, mapped onto the loop's clock
         begin, end = loop.time() + offset, loop.time() + offset + duration
         self.window_ns = (int((start + warmup) * 1e9), int((start + duration) * 1e9))
@@ -351,7 +450,7 @@ class Worker:
         jobs = []
         for link in senders:
             # Message numbers go on across runs: a client_id used again would be answered as a resend.
-            link.unacked, link.in_flight = {}, {}
+            link.unacked, link.in_flight, link.reacting = {}, {}, {}
             if window:
                 jobs.append(self._send_in_window(link, begin, end, int(stale * 1e9)))
             else:
@@ -369,6 +468,8 @@ class Worker:
             "final_seq": self.final_seq,
             "unacked": sum(len(link.unacked) for link in senders),
             "last_sent": self.last_sent_ns / 1e9,
+            "kinds": dict(self.kinds),
+            "stamps": self.stamps,
         }
 
     def op_progress(self, final_seq: dict[str, int]) -> dict[str, Any]:
@@ -413,7 +514,16 @@ class Worker:
         await asyncio.gather(*(one(link) for link in self.links))
         return totals
 
-    def op_stats(self) -> dict[str, Any]:
+    def op_stats(self, stamps: dict[str, dict[int, int]] | None = None) -> dict[str, Any]:
+        """The run's figures. ``stamps``: the send times of the run's reactions, from every worker's ``run``
+        answer, to time the reactions delivered here (a reaction sent before the window is not timed, as a
+        message is not)."""
+        start, end = self.window_ns
+        for room, seq, at in self.untimed:
+            sent = (stamps or {}).get(room, {}).get(seq)
+            if sent is not None and start <= sent <= end:
+                self.latency.add((at - sent) / 1000)
+        self.untimed = []
         cpu = self.cpu_marks[1] - self.cpu_marks[0] if len(self.cpu_marks) >= 2 else None
         return {
             "latency": self.latency.to_dict(),
