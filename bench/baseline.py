@@ -1,8 +1,9 @@
 """The baseline: chatsite's wire protocol as a bare ASGI broadcast, the seed's design, served by uvicorn.
 
-A dict of rooms, each a list of sockets; a message gets the room's next seq, is encoded once, and is sent in a
-loop to every socket in the room, then acked. Nothing is stored (the last 50 messages are kept in memory for the
-join backlog), there is no channel layer and no framework: it is the floor every chatsite figure is compared to.
+A dict of rooms, each a list of sockets; an entry (a message, an edit or a reaction) gets the room's next seq, is
+encoded once, and is sent in a loop to every socket in the room, then acked. Nothing is stored or checked (the last
+50 entries are kept in memory for the join backlog), there is no channel layer and no framework: it is the floor
+every chatsite figure is compared to.
 
     uvicorn bench.baseline:app --loop uvloop --http httptools
 """
@@ -45,22 +46,31 @@ async def _broadcast(room: Room, text: str, *, skip: Send | None = None) -> None
             continue
 
 
+def entry_frame(kind: str, room_name: str, seq: int, you: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The frame of a client's message, edit or react frame, as chatsite broadcasts it (docs/protocol.md)."""
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    head = {"room": room_name, "seq": seq}
+    if kind == "edit":
+        return {"type": "edit", **head, "target": data["target"], "body": data["body"], "by": you, "edited_at": now}
+    if kind == "react":
+        fields = {"target": data["target"], "emoji": data["emoji"], "user": you, "on": data.get("on", True)}
+        return {"type": "reaction", **head, **fields}
+    return {
+        "type": "message",
+        **head,
+        "author": you,
+        "body": data["body"],
+        "sent_at": now,
+        "client_id": data.get("client_id"),
+    }
+
+
 async def _on_frame(room_name: str, room: Room, you: str, send: Send, text: str) -> None:
     data = json.loads(text)
     kind = data.get("type")
-    if kind == "message":
+    if kind in ("message", "edit", "react"):
         room.last_seq += 1
-        frame = _encode(
-            {
-                "type": "message",
-                "room": room_name,
-                "seq": room.last_seq,
-                "author": you,
-                "body": data["body"],
-                "sent_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                "client_id": data.get("client_id"),
-            }
-        )
+        frame = _encode(entry_frame(kind, room_name, room.last_seq, you, data))
         room.backlog.append(frame)
         await _broadcast(room, frame)
         ack = {"type": "ack", "client_id": data.get("client_id"), "seq": room.last_seq}

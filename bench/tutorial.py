@@ -3,7 +3,9 @@
 The consumer is the tutorial's: join the room's group on connect, ``group_send`` each message, and in the handler
 encode it with ``json.dumps`` and send it, once per recipient, through channels' own ``dispatch`` (with its
 per-event thread hop). Only what the load generator needs of chatsite's protocol is added: a ``hello`` on connect,
-a process-local seq per room and an ``ack`` to the sender. Nothing is stored. Served by daphne, as in the tutorial:
+a process-local seq per room, an ``ack`` to the sender, and edits and reactions, which take the room's seq and go
+the messages' way through the layer as chatsite's frames (built as the baseline builds them). Nothing is stored or
+checked. Served by daphne, as in the tutorial:
 
     REDIS_URL=redis://127.0.0.1:6379/14 daphne bench.tutorial:application
 """
@@ -40,6 +42,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from bench.baseline import entry_frame  # noqa: E402
+
 _seqs: defaultdict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
 
 
@@ -57,20 +61,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         data = json.loads(text_data or "{}")
-        if data.get("type") != "message":
+        kind = data.get("type")
+        if kind not in ("message", "edit", "react"):
             return
         seq = next(_seqs[self.room_name])
-        await self.channel_layer.group_send(
-            self.room_group_name,
-            {
+        if kind == "message":
+            event = {
                 "type": "chat.message",
                 "seq": seq,
                 "author": self.channel_name,
                 "body": data["body"],
                 "client_id": data.get("client_id"),
                 "sent_at": datetime.now(UTC).isoformat(),
-            },
-        )
+            }
+        else:
+            event = {"type": "chat.change", "frame": entry_frame(kind, self.room_name, seq, self.channel_name, data)}
+        await self.channel_layer.group_send(self.room_group_name, event)
         await self.send(text_data=json.dumps({"type": "ack", "client_id": data.get("client_id"), "seq": seq}))
 
     async def chat_message(self, event: dict) -> None:
@@ -87,6 +93,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 }
             )
         )
+
+    async def chat_change(self, event: dict) -> None:
+        # An edit or a reaction: encoded once per recipient, as the messages are.
+        await self.send(text_data=json.dumps(event["frame"]))
 
 
 application = ProtocolTypeRouter(
