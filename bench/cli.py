@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from . import environment, profiling, report
-from .scenarios import Context, Rooms, SlowLoad, connect, join, slow, wait_for_quiet
+from .scenarios import MIXED, Context, Rooms, SlowLoad, connect, join, slow, wait_for_quiet
 from .servers import ROOT, TARGETS, External, Server, Target, export_tree, snapshot_tree
 from .swarm import Swarm
+from .worker import MESSAGE
 
-ALL_SCENARIOS = ["connect", "join", "fanout", "rooms", "ingest", "slow"]
+ALL_SCENARIOS = ["connect", "join", "fanout", "mixed", "rooms", "ingest", "slow"]
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Plan:
     scenarios: list[str] = field(default_factory=lambda: list(ALL_SCENARIOS))
     clients: list[int] = field(default_factory=lambda: [50, 100, 250, 500])
     senders: int = 5
+    mix: list[str] = field(default_factory=lambda: list(MIXED))  # the kinds of entry of the mixed fan-out, in turn
     window: int = 4
     duration: float = 4.0
     rate: float = 2.0
@@ -108,8 +110,13 @@ def _profiled(ctx: Context, plan: Plan, run_dir: Path, name: str, measure: Any) 
     }
 
 
-def _fanout(ctx: Context, plan: Plan, target: Target, run_dir: Path) -> dict[str, Any]:
-    rooms = Rooms(ctx, "fanout", 1, plan.senders)
+def _fanout(
+    ctx: Context, plan: Plan, target: Target, run_dir: Path, scenario: str = "fanout", mix: tuple[str, ...] = (MESSAGE,)
+) -> dict[str, Any]:
+    """One room grown to each size, a saturation run at each, then a fixed-rate run and (chatsite) an ack-window run
+    at the largest; its senders send the kinds of entry ``mix`` lists, in turn. The message-only fan-out is the one
+    profiled."""
+    rooms = Rooms(ctx, scenario, 1, plan.senders, mix)
     runs, largest = [], max(plan.clients)
     try:
         for size in plan.clients:
@@ -119,15 +126,17 @@ def _fanout(ctx: Context, plan: Plan, target: Target, run_dir: Path) -> dict[str
                 _best([rooms.run(label="saturation", duration=plan.duration, window=plan.window) for _ in range(tries)])
             )
         runs.append(rooms.run(label=f"{plan.rate:g} msg/s", duration=plan.rate_duration, rate=plan.rate))
-        profile = _profiled(
-            ctx,
-            plan,
-            run_dir,
-            "fanout",
-            lambda: rooms.run(
-                label="saturation, under py-spy", duration=plan.duration + 1, window=plan.window, quiet=False
-            ),
-        )
+        profile = None
+        if scenario == "fanout":
+            profile = _profiled(
+                ctx,
+                plan,
+                run_dir,
+                scenario,
+                lambda: rooms.run(
+                    label="saturation, under py-spy", duration=plan.duration + 1, window=plan.window, quiet=False
+                ),
+            )
         if target.persists:
             runs.append(
                 rooms.run(
@@ -206,6 +215,8 @@ def _run_target(server: Server, swarm: Swarm, plan: Plan, run_dir: Path, save: A
             result = join(ctx, joins=plan.joins)
         elif name == "fanout":
             result = _fanout(ctx, plan, target, run_dir)
+        elif name == "mixed":
+            result = _fanout(ctx, plan, target, run_dir, "mixed", tuple(plan.mix))
         elif name == "rooms":
             result = _rooms(ctx, plan)
         elif name == "slow":

@@ -69,11 +69,15 @@ TARGETS = {
         Target("baseline", "baseline", "uvicorn"),
         # daphne against uvicorn is a question of the socket path: fan-out, connections, joins, slow readers.
         Target(
-            "chatsite-daphne", "chatsite", "daphne", database="sqlite", scenarios=("connect", "join", "fanout", "slow")
+            "chatsite-daphne",
+            "chatsite",
+            "daphne",
+            database="sqlite",
+            scenarios=("connect", "join", "fanout", "mixed", "slow"),
         ),
         Target("chatsite-uvicorn", "chatsite", "uvicorn", database="sqlite"),
         Target("chatsite-pg-redis", "chatsite", "uvicorn", database="postgres", redis=True),
-        Target("tutorial", "tutorial", "daphne", redis=True, scenarios=("fanout",)),
+        Target("tutorial", "tutorial", "daphne", redis=True, scenarios=("fanout", "mixed")),
     ]
 }
 
