@@ -1,11 +1,13 @@
 """docs/performance.md from one run's results: the targets, a table per scenario, the plots and the profiles."""
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from . import analysis, checks, plots
 from .markdown import NONE, TIMES, millis, number, table
 from .servers import ROOT, TARGETS
+from .worker import REACTIONS, RECENT
 
 
 def _runs(results: dict[str, Any], scenario: str) -> list[tuple[str, dict[str, Any]]]:
@@ -24,13 +26,14 @@ def _baseline_of(results: dict[str, Any], scenario: str, run: dict[str, Any]) ->
     return None
 
 
-def _traffic_table(results: dict[str, Any], scenario: str) -> list[str]:
+def _traffic_table(results: dict[str, Any], scenario: str, sent: str = "msgs") -> list[str]:
+    """A row per run of a traffic scenario; ``sent`` names what the senders send (messages, or entries)."""
     header = [
         "server",
         "clients",
         "run",
-        "msgs sent",
-        "msgs/s",
+        f"{sent} sent",
+        f"{sent}/s",
         "deliveries expected",
         "received",
         "lost",
@@ -240,6 +243,39 @@ def _slow_intro(results: dict[str, Any]) -> list[str]:
     ]
 
 
+_KIND_NAMES = {"message": "messages", "react": "reactions", "edit": "edits"}
+
+
+def _shares(counts: dict[str, int]) -> str:
+    """Entries by kind as shares of their total: "70% messages, 20% reactions, 10% edits"."""
+    total = sum(counts.values())
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    return ", ".join(f"{count / total:.0%} {_KIND_NAMES.get(kind, kind)}" for kind, count in ordered if total)
+
+
+def _mixed_section(results: dict[str, Any]) -> list[str]:
+    if not _runs(results, "mixed"):
+        return ["Not run."]
+    mix = results["plan"].get("mix") or []
+    lines = [
+        f"The same room and runs as the fan-out above, but each sender cycles through {len(mix)} entries, "
+        f"{_shares(Counter(mix))}: an edit replaces the body of one of the sender's own {RECENT} latest "
+        f"messages, a reaction adds one of the {len(REACTIONS)} emoji to one of the {RECENT} latest messages of "
+        "the room, or takes it back if the sender has it on. Every entry is a delivery, "
+        "counted by seq (*deliveries expected*: the room's entries acked during the run, for each connection). An "
+        "edit's latency is read from its body, as a message's; a reaction's is its arrival time minus the send "
+        "time its sender noted against the seq of its ack. A sender that has no message to edit or react to yet "
+        "sends a message instead; what each target's senders sent, over all its runs:",
+        "",
+    ]
+    for name, target in results["targets"].items():
+        found = (target.get("scenarios") or {}).get("mixed")
+        if found:
+            kinds = sum((Counter(run.get("kinds", {})) for run in found["runs"]), Counter())
+            lines.append(f"- {name}: {kinds.total():,} entries, {_shares(kinds) or 'none'}.")
+    return [*lines, "", *_traffic_table(results, "mixed", sent="entries")]
+
+
 def _ingest_notes(results: dict[str, Any]) -> list[str]:
     lines = []
     for name, target in results["targets"].items():
@@ -317,6 +353,7 @@ def write(results: dict[str, Any], output: Path, plots_from: Path | None = None)
     ]
     lines += _traffic_table(results, "fanout")
     lines += ["", f"![throughput]({throughput_png.name})", "", f"![latency CDF]({cdf_png.name})"]
+    lines += ["", "## Fan-out: mixed entries", "", *_mixed_section(results)]
     lines += [
         "",
         "## Many small rooms",
