@@ -169,8 +169,20 @@ def _positive_int(data: dict[str, Any], key: str, default: int | None = None) ->
     return value
 
 
+# The largest seq a database column holds (a signed 64-bit integer): a larger one names no entry, and SQLite could
+# not even compare it.
+MAX_SEQ: Final = 2**63 - 1
+
+
+def _seq(data: dict[str, Any], key: str) -> int:
+    value = _positive_int(data, key)
+    if value > MAX_SEQ:
+        raise ClientError(BAD_FRAME, f"'{key}' must be a seq: at most {MAX_SEQ}.")
+    return value
+
+
 def _reply_to(data: dict[str, Any]) -> int | None:
-    return None if data.get("reply_to") is None else _positive_int(data, "reply_to")
+    return None if data.get("reply_to") is None else _seq(data, "reply_to")
 
 
 def clean_emoji(emoji: object, reactions: Collection[str]) -> str:
@@ -203,21 +215,21 @@ def parse(text: str, *, max_length: int, history_max: int, reactions: Collection
         )
     if frame_type == EDIT:
         return EditFrame(
-            target=_positive_int(data, "target"),
+            target=_seq(data, "target"),
             body=clean_body(data.get("body"), max_length),
             client_id=clean_client_id(data.get("client_id")),
         )
     if frame_type == DELETE:
-        return DeleteFrame(target=_positive_int(data, "target"), client_id=clean_client_id(data.get("client_id")))
+        return DeleteFrame(target=_seq(data, "target"), client_id=clean_client_id(data.get("client_id")))
     if frame_type == REACT:
         return ReactFrame(
-            target=_positive_int(data, "target"),
+            target=_seq(data, "target"),
             emoji=clean_emoji(data.get("emoji"), reactions),
             on=_on(data),
             client_id=clean_client_id(data.get("client_id")),
         )
     if frame_type == VERSIONS:
-        return VersionsFrame(target=_positive_int(data, "target"))
+        return VersionsFrame(target=_seq(data, "target"))
     if frame_type == TYPING:
         return TypingFrame()
     if frame_type == PING:

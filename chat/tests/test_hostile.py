@@ -239,6 +239,36 @@ class FrameAbuseTests(HostileTestCase):
         await self.control_chats()
         await self.assert_only_control_stored()
 
+    async def test_huge_targets_in_every_change_frame_are_refused_without_a_traceback(self) -> None:
+        await self.start_control()
+        socket = await self.open(ROOM)
+        for seq in (2**63 - 1, 2**63, 10**30):
+            for frame in (
+                {"type": "edit", "target": seq, "body": "x"},
+                {"type": "delete", "target": seq},
+                {"type": "react", "target": seq, "emoji": "\N{EYES}"},
+                {"type": "versions", "target": seq},
+                {"type": "message", "body": "x", "reply_to": seq},
+            ):
+                with self.subTest(frame=frame), self.assertNoLogs(level="ERROR"):
+                    await socket.send(frame)
+                    (answer,) = await self.answers(socket, 1)
+                    self.assertEqual(answer["type"], "error")
+                    self.assertEqual(answer["code"], "not_found" if seq < 2**63 else "bad_frame")
+        await self.control_chats()
+        await self.assert_only_control_stored()
+
+    async def test_a_stranger_can_neither_edit_nor_delete_the_control_messages(self) -> None:
+        await self.start_control()
+        await self.control_chats()
+        socket = await self.open(ROOM)
+        for frame in ({"type": "edit", "target": 1, "body": "defaced"}, {"type": "delete", "target": 1}):
+            await socket.send(frame)
+            (answer,) = await self.answers(socket, 1)
+            self.assertEqual((answer["type"], answer["code"]), ("error", "forbidden"))
+        await self.control_chats()
+        await self.assert_only_control_stored()
+
     async def test_a_wrong_type_in_every_field_is_bad_frame(self) -> None:
         await self.start_control()
         wrong = [None, True, 0, 1.5, "x", [], {}, ["x"], {"a": 1}]
