@@ -9,6 +9,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Subquery
+from django.db.models.functions import Coalesce
 
 from . import protocol
 from .exceptions import ClientError
@@ -110,11 +112,10 @@ def backlog(room: Room, *, after: int | None) -> tuple[list[dict[str, Any]], int
         if after is not None:
             query = query.filter(seq__gt=after)
         else:
-            messages = Message.objects.filter(room=room, kind=Kind.MESSAGE).order_by("-seq")
-            start = messages.values_list("seq", flat=True)[
-                settings.CHAT_BACKLOG_LIMIT - 1 : settings.CHAT_BACKLOG_LIMIT
-            ]
-            query = query.filter(seq__gte=start[0]) if start else query
+            # The seq of the CHAT_BACKLOG_LIMIT-th newest message, in the same query (0 when there are fewer).
+            limit = settings.CHAT_BACKLOG_LIMIT
+            messages = Message.objects.filter(room=room, kind=Kind.MESSAGE).order_by("-seq").values("seq")
+            query = query.filter(seq__gte=Coalesce(Subquery(messages[limit - 1 : limit]), 0))
         newest = list(query.order_by("-seq")[: settings.CHAT_RESUME_LIMIT])
         return payloads(reversed(newest), room), last_seq
 
