@@ -2,7 +2,7 @@
 
 Skipped with a reason where Chromium or its driver is missing, unless CHAT_REQUIRE_BROWSER=1 (CI sets it), which
 turns a missing browser into a failure. BrowserTestCase, the live server and the helpers, is shared with
-test_browser_room.py and test_browser_lobby.py.
+test_browser_room.py, test_browser_lobby.py, test_browser_client.py and test_browser_entries.py.
 """
 
 import json
@@ -39,6 +39,18 @@ WAIT_SECONDS = 10
 # A client retries on its own backoff schedule (at most ~4 s apart after a short outage); allow for it.
 RECONNECT_SECONDS = 20
 POLL_SECONDS = 0.1
+
+# Runs arguments[1], the body of an async function, with the named exports of the module at arguments[0] in
+# scope, and hands back what it returns (or the error it throws, as {"error": ...}).
+RUN_IN_MODULE = """
+const [url, body, done] = arguments;
+import(url)
+  .then((module) => {
+    const AsyncFunction = (async () => {}).constructor;
+    return new AsyncFunction(...Object.keys(module), body)(...Object.values(module));
+  })
+  .then(done, (error) => done({ error: String(error) }));
+"""
 
 needs_chromium = unittest.skipUnless(
     (CHROMIUM and CHROMEDRIVER) or REQUIRED,
@@ -185,6 +197,17 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
 
     def script(self, browser: webdriver.Chrome, code: str, *args: Any) -> Any:
         return browser.execute_script(code, *args)
+
+    def run_module(self, module: str, body: str) -> Any:
+        """Runs ``body`` with the exports of static/chat/``module`` in scope, in a page of the live server that has
+        no script of its own, and returns what it returns."""
+        browser = self.open_browser()
+        if not browser.current_url.startswith(self.live_server_url):
+            browser.get(f"{self.live_server_url}/accounts/login/")
+        result = browser.execute_async_script(RUN_IN_MODULE, f"/static/chat/{module}", body)
+        if isinstance(result, dict) and "error" in result:
+            self.fail(result["error"])
+        return result
 
     def bodies(self, browser: webdriver.Chrome) -> list[str]:
         """The stored messages shown, in page order."""

@@ -8,21 +8,10 @@ against it. Skipped with a reason where Chromium is missing, unless CHAT_REQUIRE
 import json
 import sys
 import unicodedata
-from typing import Any
 
+# RUN_IN_MODULE lives with BrowserTestCase.run_module; test_hostile.py imports it from here.
+from .test_browser import RUN_IN_MODULE as RUN_IN_MODULE
 from .test_browser import BrowserTestCase, needs_chromium
-
-# Runs arguments[1], the body of an async function, with the named exports of the module at arguments[0] in
-# scope, and hands back what it returns (or the error it throws, as {"error": ...}).
-RUN_IN_MODULE = """
-const [url, body, done] = arguments;
-import(url)
-  .then((module) => {
-    const AsyncFunction = (async () => {}).constructor;
-    return new AsyncFunction(...Object.keys(module), body)(...Object.values(module));
-  })
-  .then(done, (error) => done({ error: String(error) }));
-"""
 
 # A Timeline whose requests are recorded in `asked` as [before, limit].
 TIMELINE = """
@@ -44,15 +33,6 @@ const outbox = open();
 
 @needs_chromium
 class ClientModulesInChromiumTests(BrowserTestCase):
-    def run_module(self, module: str, body: str) -> Any:
-        browser = self.open_browser()
-        if not browser.current_url.startswith(self.live_server_url):
-            browser.get(f"{self.live_server_url}/accounts/login/")  # any page of the origin without a script
-        result = browser.execute_async_script(RUN_IN_MODULE, f"/static/chat/{module}", body)
-        if isinstance(result, dict) and "error" in result:
-            self.fail(result["error"])
-        return result
-
     def test_the_timeline_drops_a_message_it_already_holds(self) -> None:
         result = self.run_module(
             "timeline.js", TIMELINE + "return [timeline.add(message(1)), timeline.add(message(1))];"
