@@ -1,12 +1,18 @@
-// What the person typed that the server has not stored yet. Each message gets a client_id when Enter is pressed
-// and is kept in localStorage (per room and per person) until its ack arrives, so it survives a dropped
-// connection, a server restart and a reload; it is sent again on every connect. Resending is safe: the server
-// stores a client_id once and answers a repeat with the original ack.
+// What the person did that the server has not stored yet: messages, and edits, deletes and reactions of
+// messages (changes). Each gets a client_id when it is made and is kept in localStorage (per room and per
+// person) until its ack arrives, so it survives a dropped connection, a server restart and a reload; it is sent
+// again on every connect. Resending is safe: the server stores a client_id once and answers a repeat with the
+// original ack.
 //
-// Messages go one at a time, the next after the previous one's ack. An error frame does not say which frame it
-// answers; with a single message in flight, an error about a message can only be about that one. (An error
-// that was really about another frame, say a typing frame that hit the rate limit, at worst makes the message
-// go again, which is harmless, or marks it failed until its ack arrives and clears it.)
+// Entries go one at a time, in the order they were made, the next after the previous one's ack. An error frame
+// does not say which frame it answers; with a single entry in flight, an error about one can only be about that
+// one. (An error that was really about another frame, say a typing frame that hit the rate limit, at worst makes
+// the entry go again, which is harmless, or marks it failed until its ack arrives and clears it.)
+//
+// A refused message stays, marked failed, for the person to edit or discard. A refused change is dropped and
+// reported through onDropped: the message it was about was deleted, or is not theirs to change, and there is
+// nothing to edit. A change that was acknowledged is kept a little longer, as `settling`, until the entry it
+// wrote is folded into the page's state (see settle): until then the page shows it as it would be.
 
 import { bodyLength } from "./format.js";
 
@@ -16,6 +22,14 @@ const RETRYABLE = new Set(["rate_limited", "unavailable"]);
 const RETRY_FIRST_MS = 1_000;
 const RETRY_CAP_MS = 30_000;
 const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/u;
+// The kinds of entry and the frame each goes out as (docs/protocol.md, "Client to server").
+const FRAMES = {
+  message: (e) => ({ type: "message", body: e.body, client_id: e.clientId, reply_to: e.replyTo ?? undefined }),
+  edit: (e) => ({ type: "edit", target: e.target, body: e.body, client_id: e.clientId }),
+  delete: (e) => ({ type: "delete", target: e.target, client_id: e.clientId }),
+  react: (e) => ({ type: "react", target: e.target, emoji: e.emoji, on: e.on, client_id: e.clientId }),
+};
+const isSeq = (value) => Number.isSafeInteger(value) && value > 0;
 
 // crypto.randomUUID exists only in secure contexts (https, localhost); getRandomValues everywhere.
 function newClientId() {
@@ -55,35 +69,104 @@ class Store {
   }
 }
 
+// An entry as read back from storage, or null if it is not one this page could have written.
+function revive(clientId, stored) {
+  if (!CLIENT_ID.test(clientId) || stored === null || typeof stored !== "object") return null;
+  const kind = stored.kind ?? "message";
+  if (!Object.hasOwn(FRAMES, kind)) return null;
+  const entry = {
+    clientId,
+    kind,
+    body: stored.body,
+    created: Number(stored.created) || 0,
+    state: stored.state === "failed" ? "failed" : "pending",
+    reason: String(stored.reason ?? ""),
+  };
+  if (kind === "message") {
+    if (typeof entry.body !== "string") return null;
+    if (isSeq(stored.replyTo)) entry.replyTo = stored.replyTo;
+    if (isSeq(stored.replyTo)) entry.replyAuthor = String(stored.replyAuthor ?? "");
+    return entry;
+  }
+  if (!isSeq(stored.target)) return null;
+  entry.target = stored.target;
+  if (kind === "edit" && typeof entry.body !== "string") return null;
+  if (kind === "react") {
+    if (typeof stored.emoji !== "string") return null;
+    Object.assign(entry, { emoji: stored.emoji, on: stored.on !== false });
+  }
+  return entry;
+}
+
 export class Outbox {
-  constructor({ room, you, maxLength, send, onChange }) {
+  constructor({ room, you, maxLength, send, onChange, onDropped = () => {}, mayFlush = () => true }) {
     this.store = new Store(`${STORAGE_PREFIX}${room}:${you}`);
     this.maxLength = maxLength;
     // send(frame) sends on the open connection and says whether it could.
     this.send = send;
     this.onChange = onChange;
+    // onDropped(change, reason): a change the server refused, now gone from the outbox.
+    this.onDropped = onDropped;
+    // mayFlush() false holds the next entry back while another request awaits an answer that an error could be.
+    this.mayFlush = mayFlush;
     this.connected = false;
     this.inFlight = null;
     this.retryTimer = null;
     this.retryDelay = RETRY_FIRST_MS;
     // Insertion order is send order: entries are loaded oldest first and added at the end.
     this.entries = new Map();
+    // Changes acknowledged with the seq of their entry, which the page has not folded yet: clientId -> change.
+    this.settling = new Map();
     const stored = Object.entries(this.store.read())
-      .filter(([id, entry]) => CLIENT_ID.test(id) && typeof entry?.body === "string")
-      .map(([id, entry]) => ({
-        clientId: id,
-        body: entry.body,
-        created: Number(entry.created) || 0,
-        state: entry.state === "failed" ? "failed" : "pending",
-        reason: String(entry.reason ?? ""),
-      }))
+      .map(([id, entry]) => revive(id, entry))
+      .filter((entry) => entry !== null)
       .sort((a, b) => a.created - b.created);
     for (const entry of stored) this.entries.set(entry.clientId, entry);
   }
 
-  // The person pressed Enter: keep the message, then send it when its turn comes.
-  add(body) {
-    const entry = { clientId: newClientId(), body, created: Date.now(), state: "pending", reason: "" };
+  // The messages, for the outbox list: changes are shown on the messages they change.
+  get messages() {
+    return new Map([...this.entries].filter(([, entry]) => entry.kind === "message"));
+  }
+
+  // True while nothing awaits its answer.
+  get idle() {
+    return this.inFlight === null;
+  }
+
+  // The person pressed Enter: keep the message, then send it when its turn comes. `reply`, if given, is the
+  // message it answers, {seq, author}.
+  add(body, reply = null) {
+    const entry = this.fresh({ kind: "message", body });
+    if (reply) Object.assign(entry, { replyTo: reply.seq, replyAuthor: reply.author });
+    return this.enqueue(entry);
+  }
+
+  // An edit ({kind: "edit", target, body}), delete ({kind: "delete", target}) or reaction
+  // ({kind: "react", target, emoji, on}) of a stored message.
+  change(change) {
+    return this.enqueue(this.fresh({ body: "", ...change }));
+  }
+
+  // The changes not folded into the page's state yet, acknowledged or not, in the order they were made.
+  get changes() {
+    return [...this.settling.values(), ...this.entries.values()].filter((entry) => entry.kind !== "message");
+  }
+
+  changesFor(seq) {
+    return this.changes.filter((change) => change.target === seq);
+  }
+
+  // Forgets the acknowledged changes that folded(change) says the page's state now includes.
+  settle(folded) {
+    for (const [clientId, change] of this.settling) if (folded(change)) this.settling.delete(clientId);
+  }
+
+  fresh(fields) {
+    return { clientId: newClientId(), created: Date.now(), state: "pending", reason: "", ...fields };
+  }
+
+  enqueue(entry) {
     this.entries.set(entry.clientId, entry);
     this.save(entry);
     this.onChange();
@@ -108,11 +191,13 @@ export class Outbox {
     this.onChange();
   }
 
-  // Its ack, or the message itself coming back with its client_id: either way it is stored. Returns whether
-  // the client_id was ours.
-  stored(clientId) {
-    if (!this.entries.has(clientId)) return false;
+  // Its ack (with the seq of the entry it wrote), or the message itself coming back with its client_id: either
+  // way it is stored. Returns whether the client_id was ours.
+  stored(clientId, seq = null) {
+    const entry = this.entries.get(clientId);
+    if (!entry) return false;
     this.entries.delete(clientId);
+    if (entry.kind !== "message") this.settling.set(clientId, { ...entry, seq });
     this.store.update((data) => delete data[clientId]);
     if (this.inFlight === clientId) {
       this.inFlight = null;
@@ -123,7 +208,7 @@ export class Outbox {
     return true;
   }
 
-  // An error frame. Returns whether it was taken as the answer to the message in flight.
+  // An error frame. Returns whether it was taken as the answer to the entry in flight.
   refused({ code, detail }) {
     const entry = this.entries.get(this.inFlight);
     if (!entry) return false;
@@ -136,8 +221,11 @@ export class Outbox {
       }, this.retryDelay);
       this.retryDelay = Math.min(RETRY_CAP_MS, this.retryDelay * 2);
       this.onChange();
-    } else {
+    } else if (entry.kind === "message") {
       this.fail(entry, detail || code);
+      this.flush();
+    } else {
+      this.drop(entry, detail || code, code);
       this.flush();
     }
     return true;
@@ -154,15 +242,17 @@ export class Outbox {
   }
 
   flush() {
-    if (!this.connected || this.inFlight !== null || this.retryTimer !== null) return;
+    if (!this.connected || this.inFlight !== null || this.retryTimer !== null || !this.mayFlush()) return;
     for (const entry of this.entries.values()) {
       if (entry.state !== "pending") continue;
       // Checked again here: the limit may have been lowered since the message was typed.
-      if (bodyLength(entry.body) > this.maxLength) {
-        this.fail(entry, `The message is longer than ${this.maxLength} characters.`);
+      if ((entry.kind === "message" || entry.kind === "edit") && bodyLength(entry.body) > this.maxLength) {
+        const reason = `The message is longer than ${this.maxLength} characters.`;
+        if (entry.kind === "message") this.fail(entry, reason);
+        else this.drop(entry, reason, "too_long");
         continue;
       }
-      if (!this.send({ type: "message", body: entry.body, client_id: entry.clientId })) return;
+      if (!this.send(FRAMES[entry.kind](entry))) return;
       entry.state = "sending";
       this.inFlight = entry.clientId;
       this.onChange();
@@ -177,11 +267,18 @@ export class Outbox {
     this.onChange();
   }
 
+  drop(entry, reason, code) {
+    this.entries.delete(entry.clientId);
+    this.store.update((data) => delete data[entry.clientId]);
+    this.onChange();
+    this.onDropped(entry, reason, code);
+  }
+
   save(entry) {
-    const { body, created, reason } = entry;
+    const { clientId, ...fields } = entry;
     const state = entry.state === "failed" ? "failed" : "pending";
     this.store.update((data) => {
-      data[entry.clientId] = { body, created, state, reason };
+      data[clientId] = { ...fields, state };
     });
   }
 }

@@ -1,13 +1,15 @@
 // Which part of the room's log this page holds, and which history requests would complete it. No DOM here.
 //
-// The server numbers a room's messages 1, 2, 3… without gaps (docs/protocol.md). The page holds one contiguous
-// run of them, from `floor` up to `through`, and maybe some above `through` that came before the ones below
+// The server numbers a room's entries 1, 2, 3… without gaps, messages and the edits, deletes and reactions of
+// them alike (docs/protocol.md). Every kind counts here: a reaction held is as much a part of the run as a
+// message, whether or not its target is loaded (fold.js decides what it changes). The page holds one contiguous
+// run of entries, from `floor` up to `through`, and maybe some above `through` that came before the ones below
 // them (a gap: the channel layer dropped or reordered a broadcast). So:
-// - a message already held is a duplicate and is dropped;
+// - an entry already held is a duplicate and is dropped;
 // - a resume asks for everything after `through`;
 // - a hole above `through`, or a pong.last_seq beyond what is held, is asked for with `history`;
 // - scrolling back asks for the page below `floor`.
-// A seq the server proves missing (an admin deleted the message) counts as held, so it cannot block `through`.
+// A seq the server proves missing (an admin deleted the row) counts as held, so it cannot block `through`.
 
 export class Timeline {
   constructor({ request, pageSize }) {
@@ -45,25 +47,26 @@ export class Timeline {
     if (this.floor === null && lastSeq === 0) this.floor = 1;
   }
 
-  // A message frame (backlog or live). Returns whether it is new; a new one may reveal a gap, which is asked for.
-  add(message) {
-    const fresh = this.hold(message);
+  // A frame of the log, of any kind (backlog or live). Returns whether it is new; a new one may reveal a gap,
+  // which is asked for.
+  add(entry) {
+    const fresh = this.hold(entry);
     if (fresh) this.settle();
     return fresh;
   }
 
-  // pong.last_seq: a message committed at the tail whose broadcast never came is fetched now.
+  // pong.last_seq: an entry committed at the tail whose broadcast never came is fetched now.
   pong(lastSeq) {
     this.top = Math.max(this.top, lastSeq);
     this.settle();
   }
 
-  // A history answer. Returns its messages that are new, oldest first.
+  // A history answer. Returns its entries that are new, oldest first.
   history({ before, messages, has_more: hasMore }) {
     const reason = this.requests.get(before);
     this.requests.delete(before);
     const fresh = messages.filter((message) => this.hold(message));
-    // The answer is the newest messages before `before`, so every seq from its oldest one (from 1 if there is
+    // The answer is the newest entries before `before`, so every seq from its oldest one (from 1 if there is
     // nothing older) up to `before` is now known: held, or proven missing.
     const low = hasMore && messages.length > 0 ? messages[0].seq : 1;
     if (reason === "older") {
@@ -77,7 +80,7 @@ export class Timeline {
     return fresh;
   }
 
-  // Asks for the page of messages just below the oldest held one; false when there is none or one is coming.
+  // Asks for the page of entries just below the oldest held one; false when there is none or one is coming.
   loadOlder() {
     if (!this.hasOlder || this.loadingOlder) return false;
     const before = this.floor;
@@ -97,8 +100,8 @@ export class Timeline {
     this.settle();
   }
 
-  hold(message) {
-    const seq = message.seq;
+  hold(entry) {
+    const seq = entry.seq;
     if (this.held.has(seq)) return false;
     if (this.floor === null) {
       this.floor = seq;
