@@ -1,12 +1,15 @@
 // The room page: one WebSocket to the room (connection.js), the part of the room's log held here
-// (timeline.js), what the person typed and the server has not stored yet (outbox.js), and the views.
-// The wire protocol is docs/protocol.md.
+// (timeline.js), what the person did that the server has not stored yet (outbox.js), the conversation drawn
+// from the log (conversation.js) and the composer. The wire protocol is docs/protocol.md.
 
 import { RoomConnection } from "./connection.js";
+import { Conversation } from "./conversation.js";
+import { CHANGE_TYPES } from "./fold.js";
 import { bodyLength, cleanBody } from "./format.js";
 import { MessageList } from "./messages.js";
 import { Outbox } from "./outbox.js";
 import { People } from "./people.js";
+import { element } from "./render.js";
 import { Timeline } from "./timeline.js";
 
 // The protocol's default history limit: every server accepts it, whatever its CHAT_HISTORY_MAX_LIMIT.
@@ -17,6 +20,10 @@ const TYPING_EVERY_MS = 2_500;
 const COUNTER_FROM = 0.9;
 // After a rate_limited error, history requests that may have been refused are asked again this much later.
 const RETRY_REQUESTS_MS = 1_500;
+// Notices of refused changes shown at once; older ones give way.
+const ALERTS_SHOWN = 3;
+// How much of the message being answered the reply bar shows.
+const REPLY_PREVIEW = 80;
 
 const $ = (id) => document.getElementById(id);
 const root = $("room");
@@ -34,6 +41,7 @@ const list = new MessageList({
   pill: $("new-messages"),
   edge: $("history-edge"),
   you: pageYou,
+  rights: { moderator: root.dataset.moderator === "true", editSeconds: Number(root.dataset.editSeconds) || 0 },
   onNearTop: loadOlder,
 });
 const people = new People({ list: $("online"), count: $("online-count"), typingLine: $("typing"), you: pageYou });
@@ -46,7 +54,26 @@ const outbox = new Outbox({
   you: pageYou,
   maxLength,
   send: (frame) => connection.send(frame),
-  onChange: () => list.renderOutbox(outbox.entries, { connected: connection.ready }),
+  onChange: () => {
+    list.renderOutbox(outbox.messages, { connected: connection.ready });
+    conversation.refresh();
+    conversation.sendVersions();
+  },
+  onDropped: (change, reason, code) => conversation.dropped(change, reason, code),
+  mayFlush: () => conversation.mayFlush,
+});
+const conversation = new Conversation({
+  list,
+  messages: $("messages"),
+  reactions: (root.dataset.reactions ?? "").split(" ").filter(Boolean),
+  maxLength,
+  timeline,
+  outbox,
+  you: pageYou,
+  send: (frame) => connection.send(frame),
+  loadOlder,
+  notify,
+  onReply: startReply,
 });
 const connection = new RoomConnection({
   url: socketUrl,
@@ -54,12 +81,15 @@ const connection = new RoomConnection({
   onStatus: showStatus,
   onLost: () => {
     timeline.lost();
+    conversation.lost();
     outbox.disconnect();
     updateEdge();
   },
 });
 
 let you = pageYou;
+// The message the composer answers, {seq, author, body}, or null.
+let replying = null;
 // Unread count for the tab title: messages from others above `readThrough` that arrived while the tab was
 // hidden. null until the first hello, so that the backlog a page opens with is not counted as news.
 let readThrough = null;
@@ -78,6 +108,7 @@ function handleFrame(frame) {
     case "hello":
       you = frame.you;
       list.setYou(you);
+      conversation.you = you;
       people.reset(frame.online, you);
       timeline.hello(frame.last_seq);
       readThrough ??= frame.last_seq;
@@ -87,16 +118,22 @@ function handleFrame(frame) {
       updateEdge();
       break;
     case "message":
-      if (timeline.add(frame)) show([frame]);
-      else if (frame.client_id) outbox.stored(frame.client_id);
+    case "edit":
+    case "delete":
+    case "reaction":
+      logged([frame], timeline.add(frame) ? [frame] : []);
       break;
     case "history":
-      show(timeline.history(frame));
+      logged(frame.messages, timeline.history(frame));
       updateEdge();
       list.checkTop();
+      conversation.continueJump();
       break;
     case "ack":
-      outbox.stored(frame.client_id);
+      outbox.stored(frame.client_id, frame.seq);
+      break;
+    case "versions":
+      conversation.versionsAnswered(frame);
       break;
     case "pong":
       timeline.pong(frame.last_seq);
@@ -119,19 +156,39 @@ function handleFrame(frame) {
       break;
     case "error":
       if (frame.code === "rate_limited") setTimeout(() => timeline.retry(), RETRY_REQUESTS_MS);
-      if (!outbox.refused(frame)) console.warn("chatsite: the server refused a frame", frame);
+      if (!outbox.refused(frame) && !conversation.refused(frame)) {
+        console.warn("chatsite: the server refused a frame", frame);
+      }
       break;
   }
 }
 
-// Shows messages new to this page (oldest first).
-function show(messages) {
-  list.insert(messages);
-  for (const message of messages) {
-    if (message.client_id) outbox.stored(message.client_id);
+// Frames of the log (oldest first), of which `fresh` are new to this page. All are folded: one already held
+// changes nothing, and a copy of a message may be newer than the one held.
+function logged(frames, fresh) {
+  conversation.receive(frames.filter((frame) => frame.type === "message" || CHANGE_TYPES.has(frame.type)));
+  for (const frame of frames) if (frame.type === "message" && frame.client_id) outbox.stored(frame.client_id);
+  for (const message of fresh) {
+    if (message.type !== "message") continue;
     if (message.seq >= timeline.top) people.stoppedTyping(message.author);
     countUnread(message);
   }
+}
+
+// Says that something the person did did not happen, visibly and to screen readers (#alerts is role=alert).
+function notify(text) {
+  const alerts = $("alerts");
+  const line = element("p", "alert-line");
+  const dismiss = element("button", "link", "Dismiss");
+  dismiss.type = "button";
+  dismiss.setAttribute("aria-label", `Dismiss: ${text}`);
+  dismiss.addEventListener("click", () => {
+    line.remove();
+    input.focus();
+  });
+  line.append(element("span", "", text), " ", dismiss);
+  alerts.append(line);
+  while (alerts.children.length > ALERTS_SHOWN) alerts.firstElementChild.remove();
 }
 
 function countUnread(message) {
@@ -184,7 +241,7 @@ function showStatus({ state, retryIn, detail }) {
   $("status-countdown").textContent = countdown;
   $("reconnect").hidden = retryIn === undefined;
   // Outbox entries read "Waiting for connection…" or "Sending…".
-  list.renderOutbox(outbox.entries, { connected: state === "connected" });
+  list.renderOutbox(outbox.messages, { connected: state === "connected" });
 }
 $("reconnect").addEventListener("click", () => connection.wake());
 
@@ -192,11 +249,33 @@ $("reconnect").addEventListener("click", () => connection.wake());
 function submit() {
   const body = cleanBody(input.value);
   if (!body || bodyLength(body) > maxLength) return;
-  outbox.add(body);
+  outbox.add(body, replying && { seq: replying.seq, author: replying.author });
   input.value = "";
+  cancelReply();
   composerChanged();
   list.scrollToBottom();
 }
+
+// Reply on a message: the bar above the composer says to whom, until the reply is sent or cancelled.
+function startReply(message) {
+  replying = message;
+  $("reply-to").textContent = `Replying to ${message.author}`;
+  const preview = [...message.body.replace(/\s+/gu, " ")];
+  const cut = preview.length > REPLY_PREVIEW;
+  $("reply-preview").textContent = cut ? `${preview.slice(0, REPLY_PREVIEW).join("")}…` : preview.join("");
+  $("reply-bar").hidden = false;
+  input.focus();
+}
+
+function cancelReply() {
+  replying = null;
+  $("reply-bar").hidden = true;
+}
+
+$("reply-cancel").addEventListener("click", () => {
+  cancelReply();
+  input.focus();
+});
 
 function composerChanged() {
   const used = bodyLength(input.value);
@@ -222,6 +301,12 @@ input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     submit();
+  } else if (event.key === "Escape" && replying) {
+    event.preventDefault();
+    cancelReply();
+  } else if (event.key === "ArrowUp" && !input.value && !event.shiftKey && !event.isComposing) {
+    // As in most chat apps: Up in an empty composer edits your last message.
+    if (conversation.editLast(input)) event.preventDefault();
   }
 });
 
@@ -257,5 +342,5 @@ try {
   input.value = "";
 }
 composerChanged();
-list.renderOutbox(outbox.entries, { connected: false });
+list.renderOutbox(outbox.messages, { connected: false });
 connection.start();

@@ -106,8 +106,10 @@ function bubble(item, author) {
   return { box, meta };
 }
 
-// One stored message of the log. `you` is the reader's name; their own messages are marked "mine".
-export function messageItem(message, { you, mention }) {
+// The frame of one stored message of the log, the parts that never change: the author, the time it was sent
+// and, for the reader's own ("mine"), the sent mark. `you` is the reader's name. What entries change (body,
+// quote, reactions, actions) is filled in by parts.js.
+export function messageItem(message, { you }) {
   const sent = new Date(message.sent_at);
   const mine = message.author === you;
   const item = element("li", mine ? "message mine" : "message");
@@ -115,6 +117,8 @@ export function messageItem(message, { you, mention }) {
   item.dataset.author = message.author;
   item.dataset.day = dayKey(sent);
   item.dataset.time = String(sent.getTime());
+  // Focusable from script (arrow keys, a quote's jump), in the tab order only as the list's current message.
+  item.tabIndex = -1;
   const { box, meta } = bubble(item, message.author);
   const time = element("time", "time", timeLabel(sent));
   time.dateTime = message.sent_at;
@@ -126,9 +130,7 @@ export function messageItem(message, { you, mention }) {
     state.append(element("span", "visually-hidden", " sent"));
     meta.append(" ", state);
   }
-  const body = element("p", "body");
-  if (appendBody(body, message.body, mine ? null : mention)) item.classList.add("mention");
-  box.append(body);
+  box.append(element("p", "body"));
   return item;
 }
 
@@ -154,6 +156,7 @@ export function outboxItem(entry, { you, connected }) {
   item.dataset.clientId = entry.clientId;
   const { box, meta } = bubble(item, you);
   meta.append(" ", element("span", "state"));
+  if (entry.replyTo) box.append(element("p", "quote", `↪ Replying to ${entry.replyAuthor}`));
   const body = element("p", "body");
   appendBody(body, entry.body);
   box.append(body);
