@@ -1,4 +1,5 @@
-"""Regenerate the README screenshots: the lobby and a busy room, light and dark, in headless Chromium.
+"""Regenerate the README screenshots: the lobby, a busy room, and what entries do to messages (reactions, a reply,
+an edit, a delete), light and dark, in headless Chromium.
 
 Run from the repository root:
 
@@ -6,7 +7,8 @@ Run from the repository root:
 
 It serves chatsite from a throwaway SQLite database on a free port, seeds yesterday's part of a conversation
 through the one write path (chat.services), then has three people log in and chat through the real pages.
-Needs chromium and chromedriver, as the browser tests do.
+Needs chromium and chromedriver, as the browser tests do, and an emoji font for the reactions
+(apt-get install fonts-noto-color-emoji).
 """
 
 import os
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.wait import WebDriverWait
@@ -50,6 +53,12 @@ LIVE = [
     ("linus", "And <script>alert('hi')</script> still shows up as plain text, right?"),
     ("ada", "Right: message bodies only ever become text nodes."),
 ]
+# The entries scene: what is said, then what is done to it.
+TAG = "Tagging 0.3 at 15:00 unless someone objects."
+WRONG_ROOM = "lunch at 12?"
+CHECKLIST = "Deploy checklist is in the wiki"
+CHECKLIST_EDITED = "Deploy checklist is in the wiki: https://example.com/chatsite/wiki/deploy"
+REPLY = "No objection. I'll write the announcement."
 
 
 def setup_django(database: Path) -> None:
@@ -166,6 +175,59 @@ def say(browser: webdriver.Chrome, text: str) -> None:
     until(browser, lambda: not browser.find_elements(By.CSS_SELECTOR, "#outbox .message"))
 
 
+def item(browser: webdriver.Chrome, body: str):
+    """The shown message whose body is ``body``."""
+    until(browser, lambda: body in browser.find_element(By.ID, "messages").text)
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#messages .message')]"
+        ".find((m) => m.querySelector('.body').textContent === arguments[0])",
+        body,
+    )
+
+
+def act(browser: webdriver.Chrome, body: str, action: str) -> None:
+    """Point at a message and use its action bar, as a person does."""
+    message = item(browser, body)
+    ActionChains(browser).move_to_element(message).perform()
+    message.find_element(By.CSS_SELECTOR, f'.message-actions [data-action="{action}"]').click()
+
+
+def react(browser: webdriver.Chrome, body: str, emoji: str) -> None:
+    act(browser, body, "react")
+    item(browser, body).find_element(By.CSS_SELECTOR, f'.picker [data-emoji="{emoji}"]').click()
+    # Stored before the next step: the chip stops being drawn as pending once its entry is back.
+    until(browser, lambda: not browser.find_elements(By.CSS_SELECTOR, "#messages .chip.pending"))
+
+
+def entries_scene(ada: webdriver.Chrome, grace: webdriver.Chrome, linus: webdriver.Chrome) -> None:
+    """Reactions, a reply, an edit and a delete, each done through the page by the person who would."""
+    grace.find_element(By.ID, "message-input").clear()  # "on it", typed for the typing line
+    say(linus, TAG)
+    say(linus, WRONG_ROOM)
+    say(ada, CHECKLIST)
+    react(ada, TAG, "\N{PARTY POPPER}")
+    react(grace, TAG, "\N{PARTY POPPER}")
+    react(grace, TAG, "\N{THUMBS UP SIGN}")
+    act(grace, TAG, "reply")
+    say(grace, REPLY)
+    react(ada, REPLY, "\u2764\ufe0f")
+    act(linus, WRONG_ROOM, "delete")
+    linus.switch_to.alert.accept()
+    checklist = item(ada, CHECKLIST)
+    act(ada, CHECKLIST, "edit")
+    box = checklist.find_element(By.CSS_SELECTOR, ".edit-input")
+    box.clear()
+    box.send_keys(CHECKLIST_EDITED, Keys.ENTER)
+    until(ada, lambda: "Message deleted" in ada.find_element(By.ID, "messages").text)
+    until(ada, lambda: len(ada.find_elements(By.CSS_SELECTOR, "#messages .chip")) == 3)
+    # The edited message's earlier version on show; the pointer on the reply, so its action bar is too.
+    until(ada, lambda: item(ada, CHECKLIST_EDITED).find_elements(By.CSS_SELECTOR, ".edited"))
+    item(ada, CHECKLIST_EDITED).find_element(By.CSS_SELECTOR, ".edited").click()
+    until(ada, lambda: ada.find_elements(By.CSS_SELECTOR, ".versions-list"))
+    ada.execute_script("document.activeElement.blur()")  # one action bar on show, the hovered one's
+    ActionChains(ada).move_to_element(item(ada, REPLY)).perform()
+
+
 def shoot(browser: webdriver.Chrome, name: str) -> None:
     time.sleep(0.3)  # let the last layout and font rendering settle; nothing is asserted here
     browser.save_screenshot(str(OUT / name))
@@ -216,6 +278,13 @@ def main() -> None:
         ada.find_element(By.ID, "message-input").send_keys("Sent from the train, no signal here.", Keys.ENTER)
         shoot(ada, "room-offline.png")
         ada.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+        until(ada, lambda: not ada.find_elements(By.CSS_SELECTOR, "#outbox .message"))
+
+        entries_scene(ada, grace, linus)
+        for mode in ("light", "dark"):
+            scheme(ada, mode)
+            shoot(ada, f"room-entries-{mode}.png")
+        scheme(ada, "light")
 
         # The lobby, from a tab of ada's while she stays in #general.
         ada.switch_to.new_window("tab")
