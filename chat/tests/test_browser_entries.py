@@ -11,6 +11,7 @@ import json
 from typing import Any
 from unittest import mock
 
+from django.contrib.auth import get_user_model
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -20,11 +21,12 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from chat import services
-from chat.models import Kind, Message
+from chat.models import Kind, Message, Room
 
 from .test_browser import RECONNECT_SECONDS, WAIT_SECONDS, BrowserTestCase, fill_room, needs_chromium
 from .test_browser_room import MARKUP
 
+PASSWORD = "moderator-only-in-tests-7q"
 # The second of the default reactions, with its emoji presentation selector.
 HEART = "\u2764\ufe0f"
 
@@ -422,6 +424,31 @@ class EntriesInChromiumTests(BrowserTestCase):
         self.wait_for_shown(bob, reply, "the quote, edited", quote=f"↪{self.name_in(alice)}{MARKUP} (again)")
         self.assertEqual(bob.find_elements(By.CSS_SELECTOR, "#messages img, #messages script"), [])
         self.assertEqual(bob.title, "#entries-markup · chatsite")
+
+    def test_a_moderator_may_delete_anyone_s_message_and_others_may_not(self) -> None:
+        get_user_model().objects.create_user("mod", password=PASSWORD, is_staff=True)
+        Room.objects.create(name="moderated")  # the page offers moderation in a room that exists
+        bob = self.open_room("moderated")
+        self.send(bob, "spam spam spam")
+        moderator = self.open_browser()
+        moderator.get(f"{self.live_server_url}/accounts/login/")
+        moderator.find_element(By.NAME, "username").send_keys("mod")
+        moderator.find_element(By.NAME, "password").send_keys(PASSWORD, Keys.ENTER)
+        self.wait_until(moderator, lambda: "Signed in as" in moderator.page_source, "logged in")
+        self.open_room("moderated", moderator)
+        carol = self.open_room("moderated")
+        spam = self.seq_of(moderator, "spam spam spam")
+
+        bar = "return [...arguments[0].querySelectorAll('.message-actions button')].map((b) => b.dataset.action)"
+        self.assertEqual(self.script(carol, bar, self.item(carol, spam)), ["reply", "react"])
+        self.assertEqual(self.script(moderator, bar, self.item(moderator, spam)), ["reply", "react", "delete"])
+        delete = self.item(moderator, spam).find_element(By.CSS_SELECTOR, '[data-action="delete"]')
+        self.assertEqual(delete.get_attribute("aria-label"), f"Delete {self.name_in(bob)}'s message")
+        self.delete(moderator, spam)
+
+        for browser in (bob, carol):
+            self.wait_for_shown(browser, spam, "the moderator's delete", body="Message deleted", deleted=True)
+        self.assertEqual(Message.objects.get(kind=Kind.DELETE).author, "mod")
 
     def test_a_reaction_and_an_edit_made_offline_go_out_once_on_reconnect(self) -> None:
         alice = self.open_room("offline-changes")
