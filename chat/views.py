@@ -17,6 +17,7 @@ from .identity import BAD_NICKNAME, identify, set_nickname
 from .models import Room
 from .protocol import iso_utc
 from .rooms import normalize_room_name
+from .services import room_get_or_create
 
 LOBBY_ROOMS = 100
 # How often an open lobby asks rooms_json for fresh online counts and activity.
@@ -99,7 +100,8 @@ def room(request: HttpRequest, room_name: str) -> HttpResponse:
     identity = identify(request.user, request.session)
     if identity is None:
         return redirect(f"{settings.LOGIN_URL}?next={request.path}")
-    room = Room.objects.filter(name=name).first()
+    # Made here if it is new, as its socket would a moment later: what the page offers depends on the room.
+    room = room_get_or_create(name)
     return render(
         request,
         "chat/room.html",
@@ -110,7 +112,7 @@ def room(request: HttpRequest, room_name: str) -> HttpResponse:
             "reactions": " ".join(settings.CHAT_REACTIONS),
             "edit_seconds": settings.CHAT_EDIT_SECONDS,
             # What the page offers; the server decides again on every frame (chat.access).
-            "moderator": room is not None and access.can_moderate(identity, room),
+            "moderator": access.can_moderate(identity, room),
         },
     )
 
