@@ -50,10 +50,8 @@ class LoadClient(ChatClient):
         self.connected_at: list[float] = []
         self.connect_errors: list[str] = []
 
-    async def send(self, body: str) -> str:
-        client_id = await super().send(body)
+    def _queued(self, client_id: str) -> None:
         self.recorder.sent[client_id] = self.sent_at[client_id]
-        return client_id
 
     async def _handle(self, frame: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -68,7 +66,7 @@ class LoadClient(ChatClient):
         await super()._handle(frame)
 
     def _arrived(self, message: dict[str, Any], now: float, how: str) -> None:
-        sent = self.recorder.sent.get(message["client_id"])
+        sent = self.recorder.sent.get(message.get("client_id") or "")
         if sent is None or message["seq"] in self.view:
             return
         self.recorder.delivery.append(now - sent)

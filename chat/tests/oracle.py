@@ -1,12 +1,15 @@
 """The "nothing lost" oracle, as code: what must hold after every fault, load and abuse scenario.
 
-For each room:
+For each room, whose log holds entries of every kind (messages, edits, deletes, reactions):
 
-1. the database holds seq 1..max with no gap;
-2. every client_id that got an ack is stored exactly once, under the seq its ack named (and every ack of one
-   client_id named the same seq);
-3. every client's final view (after its resume and gap filling) equals the database rows, in seq order, with no
-   seq holding two different messages;
+1. the database holds seq 1..max with no gap, over all kinds;
+2. every client_id that got an ack is stored exactly once, under the seq its ack named, as the kind it was sent
+   as (and every ack of one client_id named the same seq); a reaction or delete that wrote nothing may be acked
+   with the seq of the entry that made it so, or a reaction with null; a client_id refused for good (``gone``,
+   ``forbidden``...) is not stored;
+3. every client's final view (after its resume and gap filling) holds every entry of the database, in seq order,
+   with no seq holding two different entries; and its folded state of every message (body, edited, deleted,
+   reactions as {emoji: [names]}, state_seq) equals the database's;
 
 and for the servers: each one not killed on purpose still answers /healthz, and no server log holds an unhandled
 traceback.
@@ -25,28 +28,56 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from websockets.exceptions import ConnectionClosed
 
 from .servers import Server
-from .wsclient import ChatClient
+from .wsclient import ChatClient, entry_identity
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
+    """One entry of a room's log as the database holds it; a message's row holds its current state."""
+
     seq: int
+    kind: str
     client_id: str | None
     body: str
     author: str
+    target: int | None = None
+    emoji: str = ""
+    added: bool | None = None
+    reply_to: int | None = None
+    edited: bool = False
+    deleted: bool = False
+    reactions: dict[str, list[list[Any]]] | None = None
+    state_seq: int = 0
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """As chat.tests.wsclient.entry_identity reads it from the entry's frame."""
+        if self.kind == "message":
+            return (self.kind, self.author, self.client_id, self.reply_to)
+        if self.kind == "reaction":
+            return (self.kind, self.target, self.author, self.emoji, self.added)
+        return (self.kind, self.target, self.author)
+
+    @property
+    def state(self) -> tuple[Any, ...]:
+        """A message's state as a client folds it (chat.tests.wsclient.Folded): reactions by name."""
+        names = {emoji: [person[1] for person in people] for emoji, people in (self.reactions or {}).items()}
+        return (self.body, self.edited, self.deleted, names, self.state_seq or self.seq)
 
 
 def fetch_rows(database_url: str, room: str) -> list[Row]:
-    """The room's messages in the database, in seq order."""
+    """The room's entries in the database, in seq order."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT m.seq, m.client_id, m.body, m.author FROM chat_message m JOIN chat_room r ON r.id = m.room_id "
-            "WHERE r.name = %s ORDER BY m.seq",
+            "SELECT m.seq, m.kind, m.client_id, m.body, m.author, m.target_seq, m.emoji, m.added, m.reply_to_seq, "
+            "m.edited_at IS NOT NULL, m.deleted_at IS NOT NULL, m.reactions, COALESCE(m.state_seq, m.seq) "
+            "FROM chat_message m JOIN chat_room r ON r.id = m.room_id WHERE r.name = %s ORDER BY m.seq",
             (room,),
         ).fetchall()
     return [Row(*row) for row in rows]
@@ -103,8 +134,10 @@ class Verdict:
     """What the oracle found; ``problems`` is empty when everything held."""
 
     problems: list[str] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)  # room -> messages stored
+    rows: dict[str, int] = field(default_factory=dict)  # room -> entries stored
+    kinds: Counter[str] = field(default_factory=Counter)  # entries stored by kind, over all rooms
     handled_tracebacks: int = 0
+    no_op_acks: int = 0  # acks of a reaction or delete that wrote nothing
 
     def __bool__(self) -> bool:
         return not self.problems
@@ -121,10 +154,32 @@ def check_log(room: str, rows: list[Row]) -> list[str]:
     return []
 
 
-def check_acks(room: str, rows: list[Row], clients: Iterable[ChatClient]) -> list[str]:
+# The kind of entry each client frame type writes.
+KIND_OF = {"message": "message", "edit": "edit", "delete": "delete", "react": "reaction"}
+
+
+def _answers_no_op(frame: dict[str, Any], seq: int | None, by_seq: dict[int, Row]) -> bool:
+    """Whether an ack of ``frame`` whose client_id was not stored is the answer to a change that wrote nothing:
+    a reaction already so (the seq of the entry that made it so, or null), or a delete of a deleted message (the
+    seq of its delete)."""
+    if frame["type"] == "react" and seq is None:
+        return True
+    row = by_seq.get(seq) if seq is not None else None
+    if row is None:
+        return False
+    if frame["type"] == "react":
+        wanted = ("reaction", frame["target"], frame["emoji"], frame["on"])
+        return (row.kind, row.target, row.emoji, row.added) == wanted
+    return frame["type"] == "delete" and (row.kind, row.target) == ("delete", frame["target"])
+
+
+def check_acks(room: str, rows: list[Row], clients: Iterable[ChatClient]) -> tuple[list[str], int]:
+    """The problems with the clients' acks and refusals, and how many acks answered a change that wrote nothing."""
     problems: list[str] = []
+    no_ops = 0
     stored = Counter(row.client_id for row in rows if row.client_id is not None)
-    seq_of = {row.client_id: row.seq for row in rows if row.client_id is not None}
+    by_client_id = {row.client_id: row for row in rows if row.client_id is not None}
+    by_seq = {row.seq: row for row in rows}
     for client_id, count in stored.items():
         if count > 1:
             problems.append(f"room {room}: client_id {client_id} stored {count} times")
@@ -132,30 +187,62 @@ def check_acks(room: str, rows: list[Row], clients: Iterable[ChatClient]) -> lis
         for client_id, old, new in client.ack_conflicts:
             problems.append(f"room {room}: client_id {client_id} acked as seq {old}, then as seq {new}")
         for client_id, seq in client.acked.items():
-            if client_id not in seq_of:
-                problems.append(f"room {room}: client_id {client_id} acked (seq {seq}) but not stored")
-            elif seq_of[client_id] != seq:
-                problems.append(f"room {room}: client_id {client_id} acked as seq {seq}, stored as {seq_of[client_id]}")
-    return problems
+            frame = client.sent.get(client_id, {"type": "message"})
+            row = by_client_id.get(client_id)
+            if row is None:
+                if _answers_no_op(frame, seq, by_seq):
+                    no_ops += 1
+                else:
+                    problems.append(
+                        f"room {room}: client_id {client_id} ({frame['type']}) acked (seq {seq}) but not stored"
+                    )
+            elif row.seq != seq:
+                problems.append(f"room {room}: client_id {client_id} acked as seq {seq}, stored as {row.seq}")
+            elif row.kind != KIND_OF[frame["type"]] or row.target != frame.get("target"):
+                problems.append(f"room {room}: client_id {client_id} sent as {frame}, stored as {row}")
+        for client_id, code in client.refused.items():
+            if client_id in by_client_id:
+                problems.append(f"room {room}: client_id {client_id} refused ({code}) but stored")
+        for request, answer in client.reply_mismatches[:3]:
+            problems.append(f"room {room}: {client.you} took {answer} as the answer to {request}")
+    return problems, no_ops
 
 
 def check_views(room: str, rows: list[Row], clients: Iterable[ChatClient]) -> list[str]:
+    """Each client holds every entry, the same entry under each seq, and every message in its current state."""
     problems: list[str] = []
-    expected = [(row.seq, row.body, row.client_id) for row in rows]
+    expected = [(row.seq, row.identity) for row in rows]
+    states = {row.seq: row.state for row in rows if row.kind == "message"}
     for client in clients:
-        view = [(seq, m["body"], m["client_id"]) for seq, m in sorted(client.view.items())]
+        view = [(seq, entry_identity(entry)) for seq, entry in sorted(client.view.items())]
         if client.conflicts:
-            problems.append(f"room {room}: {client.you} saw {len(client.conflicts)} seqs with two different messages")
+            problems.append(f"room {room}: {client.you} saw {len(client.conflicts)} seqs with two different entries")
         if view != expected:
-            have = {seq for seq, _, _ in view}
-            missing = [seq for seq, _, _ in expected if seq not in have]
+            have = {seq for seq, _ in view}
+            missing = [seq for seq, _ in expected if seq not in have]
             wrong = [v for v in view if v not in expected]
             problems.append(
                 f"room {room}: {client.you}'s view differs from the database: {len(view)} vs {len(expected)} "
-                f"messages, missing seqs {missing[:20]}, not in the database {wrong[:5]} (connected="
+                f"entries, missing seqs {missing[:20]}, not in the database {wrong[:5]} (connected="
                 f"{client.connected}, connections={client.connections}, close codes {client.close_codes[-5:]})"
             )
+        stale = [
+            (seq, client.messages[seq], state)
+            for seq, state in states.items()
+            if seq in client.messages and _folded_state(client, seq) != state
+        ]
+        if stale:
+            seq, folded, state = stale[0]
+            problems.append(
+                f"room {room}: {client.you}'s folded state of {len(stale)} messages differs from the database's, "
+                f"first #{seq}: {folded} vs (body, edited, deleted, reactions, state_seq) {state}"
+            )
     return problems
+
+
+def _folded_state(client: ChatClient, seq: int) -> tuple[Any, ...]:
+    m = client.messages[seq]
+    return (m.body, m.edited, m.deleted, m.reactions, m.state_seq)
 
 
 def check_servers(servers: Iterable[Server], *, killed: Iterable[Server] = ()) -> tuple[list[str], int]:
@@ -251,8 +338,12 @@ def check(
     for room in sorted({c.room for c in clients}):
         rows = fetch_rows(database_url, room)
         verdict.rows[room] = len(rows)
+        verdict.kinds.update(row.kind for row in rows)
+        in_room = [c for c in clients if c.room == room]
         verdict.problems += check_log(room, rows)
-        verdict.problems += check_acks(room, rows, [c for c in clients if c.room == room])
+        ack_problems, no_ops = check_acks(room, rows, in_room)
+        verdict.problems += ack_problems
+        verdict.no_op_acks += no_ops
         verdict.problems += check_views(room, rows, [c for c in views_of if c.room == room])
     server_problems, verdict.handled_tracebacks = check_servers(servers, killed=killed)
     verdict.problems += server_problems

@@ -1,5 +1,6 @@
 """Faults survived, under load, each checked by the oracle (chat.tests.oracle): nothing acknowledged is lost, nothing
 is stored twice, every client ends with exactly the database's log, and no server logs an unhandled traceback.
+FoldingTests, at the end, check the test client's folding rule without servers, in `make test` too.
 
 Each test owns its Redis (and, for the PostgreSQL restart, its PostgreSQL cluster) and its server processes, on
 free loopback ports, and stops them all however it ends. They need PostgreSQL and Redis, and take minutes, so
@@ -14,13 +15,14 @@ import json
 import os
 import time
 import unittest
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.test import TransactionTestCase
+from django.test import SimpleTestCase, TransactionTestCase
 
 from soak.load import LoadClient, Recorder, keep_connected, percentile, send_at_rate, summary_ms
 
@@ -29,6 +31,7 @@ from .helpers import FAST_HASHING, eventually
 from .relay import Relay
 from .servers import PostgresServer, RedisServer, Server, database_url, require_redis_and_postgres
 from .test_scale import session_cookie
+from .wsclient import ChatClient, Request
 
 # Presence swept within seconds, heartbeats (and so group renewals) every second.
 FAST_PRESENCE = {"CHAT_HEARTBEAT_SECONDS": "1", "CHAT_PRESENCE_TTL_SECONDS": "4"}
@@ -514,3 +517,82 @@ class GroupExpiryTests(FaultTestCase):
             deaf_for_s=round(deaf_for, 2),
             sent=sent + 1,
         )
+
+
+def _message(seq: int, **state: Any) -> dict[str, Any]:
+    frame = {"type": "message", "room": ROOM, "seq": seq, "author": "alice", "body": f"m{seq}", "client_id": None}
+    return {"reply_to": None, "edited_at": None, "deleted": False, "reactions": {}, "state_seq": seq, **frame, **state}
+
+
+def _edit(seq: int, target: int, body: str) -> dict[str, Any]:
+    return {"type": "edit", "seq": seq, "target": target, "body": body, "by": "alice", "edited_at": "2026-12-02T00:00Z"}
+
+
+def _delete(seq: int, target: int) -> dict[str, Any]:
+    return {"type": "delete", "seq": seq, "target": target, "by": "alice", "deleted_at": "2026-12-02T00:00Z"}
+
+
+def _reaction(seq: int, target: int, user: str, *, on: bool = True) -> dict[str, Any]:
+    return {"type": "reaction", "seq": seq, "target": target, "emoji": "\U0001f44d", "user": user, "on": on}
+
+
+class FoldingTests(SimpleTestCase):
+    """The test client's folding rule (docs/protocol.md, "Folding entries"), which the oracle's views rest on: here,
+    not in the fault suite, so that `make test` checks it without servers."""
+
+    def folded(self, *frames: dict[str, Any]) -> ChatClient:
+        client = ChatClient(room=ROOM)
+        for frame in frames:
+            client._see(frame)
+        return client
+
+    def state(self, client: ChatClient, seq: int) -> tuple[Any, ...]:
+        m = client.messages[seq]
+        return (m.body, m.edited, m.deleted, m.reactions, m.state_seq)
+
+    async def test_entries_fold_in_seq_order_whatever_order_they_arrive_in(self) -> None:
+        client = self.folded(_reaction(3, 1, "bob"), _edit(2, 1, "new"), _reaction(4, 1, "bob", on=False), _message(1))
+        self.assertEqual(self.state(client, 1), ("new", True, False, {}, 4))
+
+    async def test_an_entry_above_a_hole_waits_for_the_hole(self) -> None:
+        client = self.folded(_message(1), _reaction(3, 1, "bob"))
+        self.assertEqual(self.state(client, 1), ("m1", False, False, {}, 1))
+        client._see(_reaction(2, 1, "carol"))
+        self.assertEqual(self.state(client, 1), ("m1", False, False, {"\U0001f44d": ["carol", "bob"]}, 3))
+
+    async def test_an_entry_the_state_already_holds_is_not_applied_again(self) -> None:
+        client = self.folded(_message(1, reactions={"\U0001f44d": ["bob"]}, state_seq=2), _reaction(2, 1, "bob"))
+        self.assertEqual(self.state(client, 1), ("m1", False, False, {"\U0001f44d": ["bob"]}, 2))
+        client._see(_reaction(2, 1, "bob"))  # a duplicate, from a history page
+        self.assertEqual((client.duplicates, client.messages[1].reactions), (1, {"\U0001f44d": ["bob"]}))
+
+    async def test_a_page_read_before_an_entry_arrived_does_not_undo_it(self) -> None:
+        client = self.folded(_message(1), _edit(2, 1, "new"))
+        client._see(_message(1))  # the state as of seq 1, from a page read before the edit was committed
+        self.assertEqual((self.state(client, 1), client.older_states), (("new", True, False, {}, 2), 1))
+
+    async def test_a_newer_state_replaces_the_one_held_and_entries_it_holds_are_skipped(self) -> None:
+        client = self.folded(_message(1), _message(2))
+        # From a page read after the two reactions, which come next.
+        client._see(_message(1, reactions={"\U0001f44d": ["bob", "carol"]}, state_seq=4))
+        client._see(_reaction(3, 1, "bob"))
+        client._see(_reaction(4, 1, "carol"))
+        self.assertEqual(self.state(client, 1), ("m1", False, False, {"\U0001f44d": ["bob", "carol"]}, 4))
+
+    async def test_a_delete_empties_the_body_and_the_reactions(self) -> None:
+        client = self.folded(_message(1), _reaction(2, 1, "bob"), _edit(3, 1, "new"), _delete(4, 1))
+        self.assertEqual(self.state(client, 1), ("", True, True, {}, 4))
+
+    async def test_a_refusal_takes_a_change_out_of_the_outbox_and_not_now_keeps_it(self) -> None:
+        client = ChatClient(room=ROOM)
+        gone, later = await client.react(1, "\U0001f44d"), await client.edit(1, "new")
+        requests = deque([Request("react", gone, 0.0), Request("edit", later, 0.0)])
+        client._answered({"type": "error", "code": "gone", "detail": ""}, requests)
+        client._answered({"type": "error", "code": "unavailable", "detail": ""}, requests)
+        self.assertEqual((client.refused, list(client.outbox)), ({gone: "gone"}, [later]))
+
+    async def test_an_answer_that_does_not_fit_its_request_is_noted(self) -> None:
+        client = ChatClient(room=ROOM)
+        requests = deque([Request("history", None, 0.0)])
+        client._answered({"type": "pong", "last_seq": 0}, requests)
+        self.assertEqual(len(client.reply_mismatches), 1)
