@@ -1,4 +1,4 @@
-"""The "nothing lost" oracle, as code: what must hold after every fault, load and abuse scenario.
+"""The "nothing lost, nothing stale" oracle, as code: what must hold after every fault, load and abuse scenario.
 
 For each room, whose log holds entries of every kind (messages, edits, deletes, reactions):
 
@@ -10,6 +10,10 @@ For each room, whose log holds entries of every kind (messages, edits, deletes, 
 3. every client's final view (after its resume and gap filling) holds every entry of the database, in seq order,
    with no seq holding two different entries; and its folded state of every message (body, edited, deleted,
    reactions as {emoji: [names]}, state_seq) equals the database's;
+4. a deleted message's body, and the body of each of its edits, is erased in the database, and appears in no
+   frame any client received after the delete was acked, except frames the server may have made before the
+   delete was committed: an entry with a lower seq than the delete on a socket opened before the ack, or a
+   history page asked for before it;
 
 and for the servers: each one not killed on purpose still answers /healthz, and no server log holds an unhandled
 traceback.
@@ -23,10 +27,11 @@ import asyncio
 import contextlib
 import re
 import time
+import unicodedata
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +39,7 @@ import psycopg
 from websockets.exceptions import ConnectionClosed
 
 from .servers import Server
-from .wsclient import ChatClient, entry_identity
+from .wsclient import ChatClient, Received, entry_identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +143,8 @@ class Verdict:
     kinds: Counter[str] = field(default_factory=Counter)  # entries stored by kind, over all rooms
     handled_tracebacks: int = 0
     no_op_acks: int = 0  # acks of a reaction or delete that wrote nothing
+    # The erased-body check's reach: deletes acked whose bodies a client sent, those bodies, the frames it read.
+    erased: Counter[str] = field(default_factory=Counter)
 
     def __bool__(self) -> bool:
         return not self.problems
@@ -245,6 +252,87 @@ def _folded_state(client: ChatClient, seq: int) -> tuple[Any, ...]:
     return (m.body, m.edited, m.deleted, m.reactions, m.state_seq)
 
 
+def check_erased(room: str, rows: list[Row], clients: Iterable[ChatClient]) -> tuple[list[str], Counter[str]]:
+    """A deleted message's body and its edits' bodies are gone from the database and from every frame that was
+    made after the delete (see the module's docstring, 4); the problems, and how much was checked."""
+    problems: list[str] = []
+    checked: Counter[str] = Counter()
+    clients = list(clients)
+    by_seq = {row.seq: row for row in rows}
+    edits_of: dict[int, list[Row]] = {}
+    for row in rows:
+        if row.kind == "edit" and row.target is not None:
+            edits_of.setdefault(row.target, []).append(row)
+    sent = {client_id: frame for c in clients for client_id, frame in c.sent.items()}
+    acked_at: dict[str, float] = {}
+    for c in clients:
+        for client_id, at in c.acked_at.items():
+            acked_at[client_id] = min(at, acked_at.get(client_id, at))
+    # body -> (the message it was erased from, the seq of its delete, when the delete was first acked)
+    erased: dict[str, tuple[int, int, float]] = {}
+    for delete in (row for row in rows if row.kind == "delete" and row.target in by_seq):
+        assert delete.target is not None
+        versions = [by_seq[delete.target], *edits_of.get(delete.target, [])]
+        kept = [v.seq for v in versions if v.body]
+        if kept:
+            problems.append(f"room {room}: #{delete.target} was deleted (#{delete.seq}) but #{kept} keep a body")
+        if delete.client_id not in acked_at:
+            continue
+        bodies = [_stored_text(sent[v.client_id]["body"]) for v in versions if v.client_id in sent]
+        checked["deletes"] += 1
+        checked["bodies"] += len(bodies)
+        for body in bodies:
+            erased[body] = (delete.target, delete.seq, acked_at[delete.client_id])
+    if not erased:
+        return problems, checked
+    first_ack = min(at for _, _, at in erased.values())
+    for client in clients:
+        for received in client.received:
+            if received.at <= first_ack:
+                continue
+            checked["frames"] += 1
+            for text in _strings(received.frame):
+                found = erased.get(text)
+                if found is None:
+                    continue
+                target, delete_seq, at = found
+                if received.at > at and not _maybe_made_before(client, received, delete_seq, at):
+                    problems.append(
+                        f"room {room}: {client.you} received the erased body {text!r} of #{target} in a "
+                        f"{received.frame['type']} frame {received.at - at:.2f} s after its delete #{delete_seq} was "
+                        f"acked (connection {received.connection})"
+                    )
+    return problems, checked
+
+
+def _stored_text(body: str) -> str:
+    """A body as the server stores it (chat.protocol.clean_body): NFC, trimmed."""
+    return unicodedata.normalize("NFC", body).strip()
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a frame, however deep (a body, a quote's body, a history page's entries' bodies)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _maybe_made_before(client: ChatClient, received: Received, delete_seq: int, acked_at: float) -> bool:
+    """Whether the server may have made this frame before the delete was committed: a history page asked for
+    before its ack, or an entry below the delete's seq on a socket opened before it (live, in flight, or
+    backlog). A socket opened after the ack gets its backlog, catch-ups and pages read after the commit, and
+    drops live entries the backlog covered."""
+    if received.frame["type"] == "history":
+        return received.asked_at is None or received.asked_at < acked_at
+    seq = received.frame.get("seq")
+    return seq is not None and seq < delete_seq and client.opened_at[received.connection - 1] < acked_at
+
+
 def check_servers(servers: Iterable[Server], *, killed: Iterable[Server] = ()) -> tuple[list[str], int]:
     """Problems with the servers, and how many handled tracebacks their logs hold."""
     problems: list[str] = []
@@ -345,6 +433,9 @@ def check(
         verdict.problems += ack_problems
         verdict.no_op_acks += no_ops
         verdict.problems += check_views(room, rows, [c for c in views_of if c.room == room])
+        erased_problems, checked = check_erased(room, rows, in_room)
+        verdict.problems += erased_problems
+        verdict.erased.update(checked)
     server_problems, verdict.handled_tracebacks = check_servers(servers, killed=killed)
     verdict.problems += server_problems
     return verdict

@@ -1,6 +1,7 @@
 """Faults survived, under load, each checked by the oracle (chat.tests.oracle): nothing acknowledged is lost, nothing
 is stored twice, every client ends with exactly the database's log, and no server logs an unhandled traceback.
-FoldingTests, at the end, check the test client's folding rule without servers, in `make test` too.
+FoldingTests and ErasedBodyCheckTests, at the end, check the test client's folding rule and the oracle's
+erased-body check without servers, in `make test` too.
 
 Each test owns its Redis (and, for the PostgreSQL restart, its PostgreSQL cluster) and its server processes, on
 free loopback ports, and stops them all however it ends. They need PostgreSQL and Redis, and take minutes, so
@@ -11,6 +12,7 @@ docs/reliability.md.
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -31,7 +33,7 @@ from .helpers import FAST_HASHING, eventually
 from .relay import Relay
 from .servers import PostgresServer, RedisServer, Server, database_url, require_redis_and_postgres
 from .test_scale import session_cookie
-from .wsclient import ChatClient, Request
+from .wsclient import ChatClient, Received, Request
 
 # Presence swept within seconds, heartbeats (and so group renewals) every second.
 FAST_PRESENCE = {"CHAT_HEARTBEAT_SECONDS": "1", "CHAT_PRESENCE_TTL_SECONDS": "4"}
@@ -596,3 +598,41 @@ class FoldingTests(SimpleTestCase):
         requests = deque([Request("history", None, 0.0)])
         client._answered({"type": "pong", "last_seq": 0}, requests)
         self.assertEqual(len(client.reply_mismatches), 1)
+
+
+class ErasedBodyCheckTests(SimpleTestCase):
+    """The oracle's erased-body check (chat.tests.oracle.check_erased) on a made-up log: it flags a body that a frame
+    made after the delete carries, and spares one the server may have made before the delete was committed."""
+
+    rows = [
+        oracle.Row(seq=1, kind="message", client_id="m1", body="", author="alice", deleted=True, state_seq=3),
+        oracle.Row(seq=2, kind="edit", client_id="e1", body="", author="alice", target=1),
+        oracle.Row(seq=3, kind="delete", client_id="d1", body="", author="alice", target=1),
+    ]
+
+    def reader(self, *received: Received, acked_at: float = 10.0) -> ChatClient:
+        client = ChatClient(room=ROOM)
+        client.sent = {"m1": {"type": "message", "body": "secret"}, "e1": {"type": "edit", "body": "secret 2"}}
+        client.acked_at = {"d1": acked_at}
+        client.opened_at = [0.0, 20.0]
+        client.received = list(received)
+        return client
+
+    def problems(self, client: ChatClient) -> list[str]:
+        return oracle.check_erased(ROOM, self.rows, [client])[0]
+
+    def test_a_backlog_on_a_socket_opened_after_the_ack_must_not_carry_an_erased_body(self) -> None:
+        self.assertEqual(len(self.problems(self.reader(Received(21.0, 2, _message(1, body="secret 2"))))), 1)
+
+    def test_a_page_asked_for_after_the_ack_must_not_carry_an_erased_body(self) -> None:
+        page = {"type": "history", "before": 4, "messages": [_edit(2, 1, "secret 2")], "has_more": False}
+        self.assertEqual(len(self.problems(self.reader(Received(12.0, 1, page, asked_at=11.0)))), 1)
+
+    def test_a_frame_that_may_have_been_made_before_the_delete_is_spared(self) -> None:
+        page = {"type": "history", "before": 4, "messages": [_edit(2, 1, "secret 2")], "has_more": False}
+        live = Received(12.0, 1, _edit(2, 1, "secret 2"))  # in flight on a socket opened before the ack
+        self.assertEqual(self.problems(self.reader(live, Received(12.0, 1, page, asked_at=9.0))), [])
+
+    def test_a_body_left_in_the_database_is_a_problem(self) -> None:
+        rows = [self.rows[0], dataclasses.replace(self.rows[1], body="secret 2"), self.rows[2]]
+        self.assertEqual(len(oracle.check_erased(ROOM, rows, [self.reader()])[0]), 1)
