@@ -11,14 +11,17 @@ import asyncio
 import contextlib
 import itertools
 import math
+import random
 import time
+import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from chat.tests.wsclient import ChatClient
+from chat.tests.wsclient import ChatClient, Folded
 
 CONNECT_ERRORS = (OSError, TimeoutError, WebSocketException)
 
@@ -153,6 +156,82 @@ async def send_at_rate(
         if delay > 0:
             await asyncio.sleep(delay)
     return sent
+
+
+# The shares of a mixed load's turns. A turn with nothing to act on (no message of one's own to edit yet, nobody
+# else's to react to) sends a message instead.
+MIX = {"message": 0.40, "reply": 0.05, "edit": 0.15, "delete": 0.10, "react": 0.30}
+MIX_EMOJI = ("\U0001f44d", "\u2764\ufe0f", "\U0001f389")  # three of CHAT_REACTIONS' defaults
+# How many of the newest messages a turn picks its target among, as a person scrolled to the bottom would.
+RECENT = 30
+
+
+async def send_mixed(
+    clients: Sequence[ChatClient],
+    *,
+    rate: float,
+    seconds: float,
+    prefix: str = "mix",
+    stop: asyncio.Event | None = None,
+    seed: int = 0,
+) -> Counter[str]:
+    """Like ``send_at_rate``, but each turn (``rate`` a second in all, from ``clients`` in turn) is, by the shares
+    in MIX: a message; a reply to someone else's message; an edit, or a delete, of one of the sender's own
+    messages that was acked and is not being deleted; or a reaction to someone else's message, taken back if the
+    sender's view shows it on. Targets come from the sender's folded view, so some turns race a delete (and are
+    refused ``gone``) or repeat a reaction (and write nothing): both are part of the load. Every body is unique, for
+    the oracle's erased-body check. Returns how many turns of each kind were sent.
+
+    The clients must keep one identity across reconnects (a session cookie): a guest without one is someone new
+    on each socket, and may not edit what it sent before."""
+    rng = random.Random(seed)  # noqa: S311 - a load, not a secret
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    done: Counter[str] = Counter()
+    deleting: dict[int, set[int]] = {id(c): set() for c in clients}
+    turn = itertools.cycle(clients)
+    kinds, weights = list(MIX), list(MIX.values())
+    while loop.time() - start < seconds and not (stop and stop.is_set()):
+        client = next(turn)
+        number = done.total()
+        body = f"{prefix} {number} {uuid.uuid4().hex[:12]}"
+        kind = rng.choices(kinds, weights)[0]
+        mine = _own_messages(client, deleting[id(client)])
+        theirs = [m for m in _recent(client) if m.author != client.you and not m.deleted]
+        if kind in ("edit", "delete") and mine:
+            target = rng.choice(mine)
+            if kind == "edit":
+                await client.edit(target, f"{body} edited")
+            else:
+                deleting[id(client)].add(target)
+                await client.delete(target)
+        elif kind == "react" and theirs:
+            message = rng.choice(theirs)
+            emoji = rng.choice(MIX_EMOJI)
+            await client.react(message.seq, emoji, on=client.you not in message.reactions.get(emoji, []))
+        elif kind == "reply" and theirs:
+            await client.send(body, reply_to=rng.choice(theirs).seq)
+        else:
+            kind = "message"
+            await client.send(body)
+        done[kind] += 1
+        delay = start + done.total() / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    return done
+
+
+def _recent(client: ChatClient) -> list[Folded]:
+    return list(itertools.islice(reversed(client.messages.values()), RECENT))
+
+
+def _own_messages(client: ChatClient, deleting: set[int]) -> list[int]:
+    """The seqs of the client's own newest messages that it holds, neither deleted in its view nor being deleted."""
+    seqs = []
+    for message in _recent(client):
+        if message.client_id in client.sent and message.seq not in deleting and not message.deleted:
+            seqs.append(message.seq)
+    return seqs
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

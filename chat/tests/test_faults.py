@@ -1,6 +1,10 @@
 """Faults survived, under load, each checked by the oracle (chat.tests.oracle): nothing acknowledged is lost, nothing
-is stored twice, every client ends with exactly the database's log, and no server logs an unhandled traceback.
-FoldingTests and ErasedBodyCheckTests, at the end, check the test client's folding rule and the oracle's
+is stored twice, every client ends with exactly the database's log and every message in its current state, no
+erased body reaches anyone after its delete, and no server logs an unhandled traceback.
+
+The load of the server crash, SIGTERM, Redis outage, PostgreSQL restart and silent network scenarios is mixed
+(soak.load.send_mixed): messages and replies, edits and deletes of one's own messages, reactions on and off to
+others'. FoldingTests and ErasedBodyCheckTests, at the end, check the test client's folding rule and the oracle's
 erased-body check without servers, in `make test` too.
 
 Each test owns its Redis (and, for the PostgreSQL restart, its PostgreSQL cluster) and its server processes, on
@@ -17,7 +21,7 @@ import json
 import os
 import time
 import unittest
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +30,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.test import SimpleTestCase, TransactionTestCase
 
-from soak.load import LoadClient, Recorder, keep_connected, percentile, send_at_rate, summary_ms
+from soak.load import LoadClient, Recorder, keep_connected, percentile, send_at_rate, send_mixed, summary_ms
 
 from . import oracle
 from .helpers import FAST_HASHING, eventually
@@ -147,6 +151,19 @@ class FaultTestCase(TransactionTestCase):
         return verdict
 
 
+def mixed_figures(verdict: oracle.Verdict, clients: Sequence[ChatClient], sent: Counter[str]) -> dict[str, Any]:
+    """What a mixed load did: turns sent and entries stored by kind, refusals, changes that wrote nothing, what the
+    erased-body check read, and how often a client kept a newer state than a message frame brought."""
+    return {
+        "sent": dict(sorted(sent.items())),
+        "stored": dict(sorted(verdict.kinds.items())),
+        "refused": dict(Counter(code for c in clients for code in c.refused.values())),
+        "no_op_acks": verdict.no_op_acks,
+        "erased_checked": dict(sorted(verdict.erased.items())),
+        "older_states_kept": sum(c.older_states for c in clients),
+    }
+
+
 class ServerCrashTests(FaultTestCase):
     async def test_1_kill_9_of_a_server_under_load_loses_nothing_and_its_users_leave(self) -> None:
         a, b = self.servers()
@@ -161,7 +178,7 @@ class ServerCrashTests(FaultTestCase):
             await crowd.add(dave).connect(a.url)
             await crowd.all_connected()
             senders = on_a + on_b
-            load = asyncio.ensure_future(send_at_rate(senders, rate=RATE, seconds=10))
+            load = asyncio.ensure_future(send_mixed(senders, rate=RATE, seconds=10))
 
             await eventually(lambda: len(self.recorder.ack) >= 40, timeout=10, what="load under way")
             await sync_to_async(a.kill)()
@@ -181,8 +198,7 @@ class ServerCrashTests(FaultTestCase):
             self.assertEqual(online, {"alice", "bob", "carol", "erin", "frank", "grace"})
         record(
             "kill -9 of a server under load",
-            sent=sent,
-            stored=verdict.rows[ROOM],
+            **mixed_figures(verdict, crowd.clients, sent),
             reconnected_to_other_s=round(moved_in, 2),
             restarted_after_s=round(restarted_at, 2),
             crashed_user_left_after_s=round(gone_in, 2),
@@ -196,7 +212,7 @@ class ServerCrashTests(FaultTestCase):
             on_a = [crowd.keep(c, [a.url, b.url]) for c in await self.users("alice", "bob", "carol")]
             on_b = [crowd.keep(c, [b.url, a.url]) for c in await self.users("erin", "frank", "grace")]
             await crowd.all_connected()
-            load = asyncio.ensure_future(send_at_rate(on_a + on_b, rate=RATE, seconds=8))
+            load = asyncio.ensure_future(send_mixed(on_a + on_b, rate=RATE, seconds=8))
             await eventually(lambda: len(self.recorder.ack) >= 40, timeout=10, what="load under way")
 
             await sync_to_async(a.terminate)()
@@ -229,8 +245,7 @@ class ServerCrashTests(FaultTestCase):
             self.assertEqual(await asyncio.to_thread(oracle.fetch_presence, self.database_url, ROOM), names)
         record(
             "SIGTERM of a server under load",
-            sent=sent,
-            stored=verdict.rows[ROOM],
+            **mixed_figures(verdict, crowd.clients, sent),
             exited_in_s=round(exited_in, 2),
             exit_code=code,
             close_codes_seen=close_codes,
@@ -249,12 +264,13 @@ class RedisOutageTests(FaultTestCase):
         """Load on two servers; Redis goes away (``how``: clean, kill) for ``down_for`` s and comes back empty."""
         a, b = self.servers(env={"CHAT_CHANNEL_LAYER": layer})
         async with Crowd(self.recorder) as crowd:
-            on_a = [crowd.keep(c, [a.url, b.url]) for c in self.guests(3)]
-            on_b = [crowd.keep(c, [b.url, a.url]) for c in self.guests(3)]
+            # Signed in, so that each keeps one identity across reconnects and may edit what it sent before.
+            on_a = [crowd.keep(c, [a.url, b.url]) for c in await self.users("alice", "bob", "carol")]
+            on_b = [crowd.keep(c, [b.url, a.url]) for c in await self.users("erin", "frank", "grace")]
             await crowd.all_connected()
             senders = on_a + on_b
             stop_load = asyncio.Event()
-            load = asyncio.ensure_future(send_at_rate(senders, rate=10, seconds=down_for + 40, stop=stop_load))
+            load = asyncio.ensure_future(send_mixed(senders, rate=10, seconds=down_for + 40, stop=stop_load))
             await eventually(lambda: len(self.recorder.ack) >= 20, timeout=10, what="load under way")
 
             await sync_to_async(self.redis.shutdown if how == "clean" else self.redis.kill)()
@@ -280,8 +296,7 @@ class RedisOutageTests(FaultTestCase):
         return {
             "layer": layer,
             "outage_s": round(up_at - down_at, 1),
-            "sent": sent,
-            "stored": verdict.rows[ROOM],
+            **mixed_figures(verdict, crowd.clients, sent),
             "acked_sent_during_outage": acked_during,
             "error_codes_seen": errors,
             "healthz_ok_after_s": round(healthy_in, 2),
@@ -310,12 +325,14 @@ class PostgresRestartTests(FaultTestCase):
         await asyncio.to_thread(pg.migrate)
         a, b = await asyncio.to_thread(self.servers, env={"DATABASE_URL": pg.url})
         async with Crowd(self.recorder) as crowd:
+            # Guests: their sessions would have to live in this cluster. A guest without one is someone new on each
+            # socket, so after a reconnect (none is expected) an edit of an earlier message is refused, not stored.
             on_a = [crowd.keep(c, [a.url, b.url]) for c in self.guests(3)]
             on_b = [crowd.keep(c, [b.url, a.url]) for c in self.guests(3)]
             await crowd.all_connected()
             senders = on_a + on_b
             stop_load = asyncio.Event()
-            load = asyncio.ensure_future(send_at_rate(senders, rate=RATE, seconds=60, stop=stop_load))
+            load = asyncio.ensure_future(send_mixed(senders, rate=RATE, seconds=60, stop=stop_load))
             gaps = []
             for mode in ("fast", "immediate"):  # a clean restart, then a crash
                 await eventually(lambda: len(self.recorder.ack) >= 20, timeout=10, what="load under way")
@@ -334,8 +351,7 @@ class PostgresRestartTests(FaultTestCase):
             verdict = await self.assert_nothing_lost(crowd, [a, b], database=pg.url)
         record(
             "PostgreSQL restarted under load (fast, then immediate)",
-            sent=sent,
-            stored=verdict.rows[ROOM],
+            **mixed_figures(verdict, crowd.clients, sent),
             unavailable_errors=unavailable,
             other_error_codes=sorted({e["code"] for c in senders for e in c.errors} - {"unavailable"}),
             reconnects=sum(len(c.connected_at) - 1 for c in senders),
@@ -357,13 +373,25 @@ class SilentNetworkTests(FaultTestCase):
                 crowd.keep(carol, [relay.url], ping_every=0)
                 await crowd.all_connected()
                 await eventually(lambda: "carol" in bob.online, timeout=10, what="carol online")
-                load = asyncio.ensure_future(send_at_rate([alice, bob], rate=10, seconds=12))
-                await carol.send("before the silence")
+                load = asyncio.ensure_future(send_mixed([alice, bob], rate=10, seconds=12))
+                first = await carol.send("before the silence")
 
                 await eventually(lambda: not carol.outbox, timeout=10, what="carol's first message acked")
+                first_seq = carol.acked[first]
+                if first_seq is None:
+                    self.fail("carol's message was acked without a seq")
+                await eventually(
+                    lambda: any(m.author == "alice" and not m.deleted for m in carol.messages.values()),
+                    timeout=10,
+                    what="a message of alice's for carol to react to",
+                )
+                liked = max(m.seq for m in carol.messages.values() if m.author == "alice" and not m.deleted)
                 relay.stop_forwarding()
                 silent_at = time.monotonic()
+                # Typed into the silence, all three: they wait in her outbox and go once she is back.
                 await carol.send("typed into the silence")
+                edit = await carol.edit(first_seq, "before the silence, edited in it")
+                await carol.react(liked, "\U0001f44d")
                 await eventually(lambda: "carol" not in bob.online, timeout=15, what="carol's leave")
                 closed_in = time.monotonic() - silent_at
                 online = await asyncio.to_thread(oracle.fetch_presence, self.database_url, ROOM)
@@ -375,12 +403,14 @@ class SilentNetworkTests(FaultTestCase):
                 sent = await load
                 verdict = await self.assert_nothing_lost(crowd, [a, b])
                 self.assertIn("carol", await asyncio.to_thread(oracle.fetch_presence, self.database_url, ROOM))
+                # Her edit was stored once she was back (the oracle checked that every view shows it).
+                self.assertIn(edit, carol.acked)
+                self.assertEqual(carol.messages[first_seq].body, "before the silence, edited in it")
         finally:
             await relay.close()
         record(
             "a client's network goes silent",
-            sent=sent + 2,
-            stored=verdict.rows[ROOM],
+            **mixed_figures(verdict, crowd.clients, sent + Counter(message=2, edit=1, react=1)),
             server_closed_it_after_s=round(closed_in, 2),
             carol_close_codes=carol.close_codes,
         )
