@@ -2,7 +2,8 @@
 
     python -m soak [--minutes 2] [--churn-seconds 60] [--write-docs]
 
-Needs DATABASE_URL (PostgreSQL; a database ``chatsite_soak`` is dropped and created on that server) and starts
+Needs DATABASE_URL (PostgreSQL; a database named after its own with ``_soak`` appended, ``test_soak`` for
+``.../test``, is dropped and created on that server, so that soaks run with other URLs do not share it) and starts
 its own Redis and two uvicorn processes on free loopback ports. Phases, one after the other:
 
 - L1 steady: 200 connections over 10 rooms (half on each process), 50 messages/s in, for --minutes; RSS of both
@@ -36,17 +37,19 @@ RSS_GROWTH_BOUND = 0.20
 
 
 def prepare_database(url: str) -> str:
-    """Drop and create ``chatsite_soak`` on the server of ``url``; migrate it; return its URL."""
+    """Drop and create ``<url's database>_soak`` on the server of ``url``; migrate it; return its URL."""
     import psycopg
+    from psycopg import sql
 
     parts = urllib.parse.urlsplit(url)
     if not parts.scheme.startswith("postgres"):
         sys.exit("the soak needs DATABASE_URL to point at PostgreSQL")
-    soak_url = urllib.parse.urlunsplit(parts._replace(path="/chatsite_soak"))
+    name = f"{parts.path.strip('/') or 'postgres'}_soak"
+    soak_url = urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
     # The server's maintenance database, which always exists, for dropping and creating the soak's.
     with psycopg.connect(urllib.parse.urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS chatsite_soak WITH (FORCE)")
-        conn.execute("CREATE DATABASE chatsite_soak")
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     env = {**os.environ, "DATABASE_URL": soak_url, "REDIS_URL": ""}
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     return soak_url
