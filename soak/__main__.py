@@ -8,8 +8,10 @@ its own Redis and two uvicorn processes on free loopback ports. Phases, one afte
 
 - L1 steady: 200 connections over 10 rooms (half on each process), 50 messages/s in, for --minutes; RSS of both
   processes sampled every 5 s, growth measured between minute 1 and the end; /healthz polled every second, as a
-  load balancer does.
-- L3 churn: L1 goes on, while 4 loops connect, send one message, wait for its ack and leave.
+  load balancer does. Each connection is a guest with a session of its own, so it keeps its identity.
+- L3 churn: L1's clients go on at 50/s with a mixed load (soak.load.send_mixed: messages, replies, edits and
+  deletes of their own messages, reactions to others'), while 4 loops connect, send one message, wait for its
+  ack and leave.
 - L2 burst: 100 members in one room, 5 of them send 500 messages as fast as they can.
 
 Then every client settles (resends, fills gaps) and the oracle is checked. Figures go to stdout and
@@ -29,6 +31,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,26 @@ def prepare_database(url: str) -> str:
     env = {**os.environ, "DATABASE_URL": soak_url, "REDIS_URL": ""}
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     return soak_url
+
+
+def guest_cookies(count: int) -> list[str]:
+    """Session cookies of ``count`` guests, each with a name and guest id of its own ("soak-N (guest)"): a socket
+    without a session is a new guest each time it connects, who may not edit or delete what it sent before."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    from chat.identity import GUEST_ID_SESSION_KEY, GUEST_SESSION_KEY, new_guest_id
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    cookies = []
+    for number in range(count):
+        session = store()
+        session[GUEST_SESSION_KEY] = f"soak-{number} (guest)"
+        session[GUEST_ID_SESSION_KEY] = new_guest_id()
+        session.save()
+        cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
+    return cookies
 
 
 def versions() -> dict[str, str]:
@@ -138,8 +161,9 @@ async def run(args: argparse.Namespace, soak_url: str) -> dict[str, Any]:
         # L1: 200 connections over 10 rooms, 50 messages/s, for --minutes.
         steady = load.Recorder()
         rooms = [f"steady-{n}" for n in range(10)]
+        cookies = await asyncio.to_thread(guest_cookies, 200)
         for index in range(200):
-            client = load.LoadClient(recorder=steady, room=rooms[index % 10])
+            client = load.LoadClient(recorder=steady, room=rooms[index % 10], cookie=cookies[index])
             clients.append(client)
             preferred = urls[index % 2 :] + urls[: index % 2]  # half on each process, the other as fallback
             keepers.append(asyncio.ensure_future(load.keep_connected(client, preferred, stop, ping_every=10)))
@@ -183,7 +207,7 @@ async def run(args: argparse.Namespace, soak_url: str) -> dict[str, Any]:
             asyncio.ensure_future(churn(load, urls, churn_recorder, rooms[n], churn_stop, churned)) for n in range(4)
         ]
         rss_before_churn = servers[0].rss_bytes() + servers[1].rss_bytes()
-        sent_l3 = await load.send_at_rate(clients, rate=50, seconds=args.churn_seconds, prefix="during churn")
+        sent_l3 = await load.send_mixed(clients, rate=50, seconds=args.churn_seconds, prefix="during churn")
         churn_stop.set()
         await asyncio.gather(*loops)
         rss_after_churn = servers[0].rss_bytes() + servers[1].rss_bytes()
@@ -193,7 +217,7 @@ async def run(args: argparse.Namespace, soak_url: str) -> dict[str, Any]:
             "churn_failures": churned["failures"],
             "churn_connect": load.summary_ms(churned["connect"]),
             "churn_ack": load.summary_ms(churn_recorder.ack),
-            "steady_sent_meanwhile": sent_l3,
+            "steady_sent_meanwhile": dict(sorted(sent_l3.items())),
             "steady_ack_meanwhile": load.summary_ms(steady.ack),
             "steady_delivery_meanwhile": load.summary_ms(steady.delivery),
             "rss_growth_mb": round((rss_after_churn - rss_before_churn) / 2**20, 1),
@@ -237,7 +261,12 @@ async def run(args: argparse.Namespace, soak_url: str) -> dict[str, Any]:
         results["oracle"] = {
             "holds": bool(verdict),
             "problems": verdict.problems,
-            "messages_stored": sum(verdict.rows.values()),
+            "entries_stored": sum(verdict.rows.values()),
+            "stored_by_kind": dict(sorted(verdict.kinds.items())),
+            "no_op_acks": verdict.no_op_acks,
+            "refused": dict(Counter(code for c in clients for code in c.refused.values())),
+            "erased_checked": dict(sorted(verdict.erased.items())),
+            "older_states_kept": sum(c.older_states for c in clients),
             "rooms": len(verdict.rows),
         }
         channels = await asyncio.to_thread(_pubsub_channels, redis.port)

@@ -13,8 +13,12 @@ def _ms(summary: dict[str, Any]) -> str:
     return f"p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, max {summary['max_ms']} ms (n={summary['count']})"
 
 
+def _kinds(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {kind}" for kind, count in counts.items())
+
+
 def soak_block(results: dict[str, Any]) -> str:
-    l1, l2, l3, v = results["L1"], results["L2"], results["L3"], results["versions"]
+    l1, l2, l3, v, oracle = results["L1"], results["L2"], results["L3"], results["versions"], results["oracle"]
     lines = [
         f"Run: `{results['command']}` on {results['date']}; {v['nproc']} cores, Python {v['python']}, Django "
         f"{v['Django']}, channels {v['channels']}, channels-redis {v['channels-redis']}, uvicorn {v['uvicorn']}, "
@@ -26,8 +30,9 @@ def soak_block(results: dict[str, Any]) -> str:
         f"{l1['seconds']:.0f} s ({l1['sent']} messages) | ack {_ms(l1['ack'])}; delivery {_ms(l1['delivery'])}; "
         f"{l1['healed_by_history']} deliveries healed by history; {l1['reconnects']} reconnects; RSS at 1 min "
         f"{l1['rss_mb_at_1_min']} MB, at the end {l1['rss_mb_at_end']} MB: growth {l1['rss_growth_pct']} % |",
-        f"| L3 churn (while L1 goes on) | 4 loops of connect, send one, wait for the ack, leave, for "
-        f"{l3['seconds']:.0f} s | {l3['churn_cycles']} cycles, {l3['churn_failures']} failed; connect "
+        f"| L3 churn (while L1's clients go on with a mixed load, {_kinds(l3['steady_sent_meanwhile'])}) | 4 loops "
+        f"of connect, send one, wait for the ack, leave, for {l3['seconds']:.0f} s | {l3['churn_cycles']} cycles, "
+        f"{l3['churn_failures']} failed; connect "
         f"{_ms(l3['churn_connect'])}; churn ack {_ms(l3['churn_ack'])}; meanwhile L1 delivery "
         f"{_ms(l3['steady_delivery_meanwhile'])}; RSS growth over the phase {l3['rss_growth_mb']} MB |",
         f"| L2 burst | {l2['members']} members in one room, 5 senders, {l2['messages']} messages at once | all acked "
@@ -35,9 +40,15 @@ def soak_block(results: dict[str, Any]) -> str:
         f"({l2['deliveries_per_s']} deliveries/s); delivery {_ms(l2['delivery'])}; {l2['healed_by_history']} "
         f"deliveries healed by history |",
         "",
-        f"Oracle: {'holds' if results['oracle']['holds'] else 'FAILED'} over {results['oracle']['rooms']} rooms and "
-        f"{results['oracle']['messages_stored']} stored messages."
-        + "".join(f"\n- {problem}" for problem in results["oracle"]["problems"][:10]),
+        f"Oracle: {'holds' if oracle['holds'] else 'FAILED'} over {oracle['rooms']} rooms and "
+        f"{oracle['entries_stored']} stored entries ({_kinds(oracle['stored_by_kind'])}); "
+        + ("every view and every folded message state equal the database's; " if oracle["holds"] else "")
+        + f"{oracle['no_op_acks']} acks of changes that wrote nothing, "
+        f"{sum(oracle['refused'].values())} changes refused ({_kinds(oracle['refused']) or 'none'}); erased bodies "
+        f"of {oracle['erased_checked'].get('deletes', 0)} acked deletes ({oracle['erased_checked'].get('bodies', 0)} "
+        f"bodies) looked for in {oracle['erased_checked'].get('frames', 0)} frames received after the first such "
+        f"ack; {oracle['older_states_kept']} message frames older than the state a client held."
+        + "".join(f"\n- {problem}" for problem in oracle["problems"][:10]),
         "",
         "Bounds: " + "; ".join(f"{name}: {'yes' if held else '**no**'}" for name, held in results["bounds"].items()),
         "",
