@@ -168,6 +168,12 @@ def _load_messages(drafts: list[Draft | Change]) -> dict[tuple[int, int], Messag
     return {(m.room_id, m.seq): m for m in found}
 
 
+_ENTRY_FIELDS = [field.attname for field in Message._meta.concrete_fields]
+_NEW_ENTRY: dict[str, Any] = {name: None for name in _ENTRY_FIELDS} | {"kind": Kind.MESSAGE, "body": "", "emoji": ""}
+_ROOM = Message._meta.get_field("room")
+_USER = Message._meta.get_field("user")
+
+
 class _Batch:
     """One transaction's drafts applied in arrival order to the rooms' seqs and their messages' states."""
 
@@ -197,16 +203,23 @@ class _Batch:
         return self._react(d, target)
 
     def _entry(self, d: Draft | Change, **fields: Any) -> Message:
-        entry = Message(
-            room=d.room,
-            seq=self.take_seq(d.room.pk),
-            author=d.author,
-            user=d.user,
-            guest_id=d.guest_id if d.user is None else None,
-            client_id=d.client_id,
-            created=self.now,
+        values = {
+            **_NEW_ENTRY,
+            "room_id": d.room.pk,
+            "seq": self.take_seq(d.room.pk),
+            "author": d.author,
+            "user_id": d.user.pk if d.user is not None else None,
+            "guest_id": d.guest_id if d.user is None else None,
+            "client_id": d.client_id,
+            "created": self.now,
             **fields,
-        )
+        }
+        # Built as the ORM builds a row it read: Model.__init__ with keywords and defaults cost more per message
+        # than storing it (cProfile of a 100-message batch).
+        entry = Message.from_db(connection.alias, _ENTRY_FIELDS, [values[name] for name in _ENTRY_FIELDS])
+        _ROOM.set_cached_value(entry, d.room)
+        if d.user is not None:
+            _USER.set_cached_value(entry, d.user)
         self.new.append(entry)
         return entry
 
@@ -218,7 +231,7 @@ class _Batch:
                 raise ClientError(protocol.NOT_FOUND, f"No message #{d.reply_to} in this room to reply to.")
             if quoted.is_deleted:
                 raise ClientError(protocol.GONE, "That message was deleted.")
-        entry = self._entry(d, kind=Kind.MESSAGE, body=d.body, reply_to_seq=d.reply_to)
+        entry = self._entry(d, body=d.body, reply_to_seq=d.reply_to)
         self.messages[d.room.pk, entry.seq] = entry
         return Posted(entry=entry, created=True, quoted=quoted if d.reply_to is not None else None)
 
@@ -247,7 +260,7 @@ class _Batch:
             raise ClientError(protocol.FORBIDDEN, "Only its author or a moderator can delete a message.")
         if target.is_deleted:
             return Posted(entry=None, created=False, seq=self._delete_seq(target))
-        entry = self._entry(d, kind=Kind.DELETE, body="", target_seq=target.seq)
+        entry = self._entry(d, kind=Kind.DELETE, target_seq=target.seq)
         # Erased, not hidden: the body, the first version and every edit's body leave the database.
         target.body = ""
         target.first_body = None
@@ -279,7 +292,7 @@ class _Batch:
             return Posted(entry=None, created=False, seq=mine[2])  # already so, since that entry
         if not d.on and mine is None:
             return Posted(entry=None, created=False, seq=self._taken_back_seq(d, target))
-        entry = self._entry(d, kind=Kind.REACTION, body="", target_seq=target.seq, emoji=d.emoji, added=d.on)
+        entry = self._entry(d, kind=Kind.REACTION, target_seq=target.seq, emoji=d.emoji, added=d.on)
         if d.on:
             people = [*people, [d.who, d.author, entry.seq]]
         else:
