@@ -108,6 +108,18 @@ class FoldingInChromiumTests(BrowserTestCase):
         self.assertEqual(result["skipped"], [])
         self.assertEqual(result["state"]["reactions"], {"👍": ["bob"]})
 
+    def test_a_page_read_before_a_change_it_overtook_gets_that_change_applied(self) -> None:
+        result = self.run_module(
+            "fold.js",
+            STATES
+            + """
+            states.fold(react(3, 1, "bob"));  // live, while the history page holding 1 was on its way
+            states.fold(message(1, { state_seq: 1 }));  // that page: read before seq 3 was committed
+            return state(1);
+            """,
+        )
+        self.assertEqual((result["reactions"], result["state_seq"]), ({"👍": ["bob"]}, 3))
+
     def test_an_older_copy_of_a_message_does_not_undo_the_changes_folded_since(self) -> None:
         result = self.run_module(
             "fold.js",

@@ -11,6 +11,9 @@
 
 export const CHANGE_TYPES = new Set(["edit", "delete", "reaction"]);
 
+// Changes folded while their target was not held, kept at most this many: enough for a long session.
+const SKIPPED_MAX = 5_000;
+
 // How much of a message a reply's quote shows, as the server cuts it (code points, chat.selectors.QUOTE_LENGTH).
 const QUOTE_LENGTH = 140;
 
@@ -49,6 +52,11 @@ export class MessageStates {
     this.news = new Map();
     // Changes above the page's contiguous run, by seq, waiting for the entries below them.
     this.waiting = new Map();
+    // Changes folded while their target was not held, by target, oldest first. A history page read before such
+    // a change was committed can bring its target with an older state afterwards (the live change overtook the
+    // page on the socket); the change is applied to it then, or that page's state would stay stale for good.
+    this.skipped = new Map();
+    this.skippedCount = 0;
   }
 
   // Folds frames of the log, of any kind, given that the page holds every seq up to `through` (timeline.js).
@@ -87,7 +95,11 @@ export class MessageStates {
     // A copy older than what is held (a late broadcast after a history page) would undo entries already folded.
     if (held && held.state_seq > frame.state_seq) return [];
     const { type, room, ...state } = frame;
-    this.states.set(frame.seq, { ...state, reactions: { ...frame.reactions } });
+    let folded = { ...state, reactions: { ...frame.reactions } };
+    for (const change of this.skipped.get(frame.seq) ?? []) {
+      if (change.seq > folded.state_seq) folded = { ...applyChange(folded, change), state_seq: change.seq };
+    }
+    this.states.set(frame.seq, folded);
     if (frame.reply_to != null) {
       if (!this.replies.has(frame.reply_to)) this.replies.set(frame.reply_to, new Set());
       this.replies.get(frame.reply_to).add(frame.seq);
@@ -101,8 +113,24 @@ export class MessageStates {
     if (target && entry.seq > target.state_seq) {
       this.states.set(entry.target, { ...applyChange(target, entry), state_seq: entry.seq });
       changed.push(entry.target);
+    } else if (!target) {
+      this.skip(entry);
     }
     return changed;
+  }
+
+  skip(entry) {
+    const kept = this.skipped.get(entry.target) ?? [];
+    if (kept.some((change) => change.seq === entry.seq)) return;
+    kept.push(entry);
+    this.skipped.set(entry.target, kept);
+    this.skippedCount += 1;
+    if (this.skippedCount > SKIPPED_MAX) {
+      // Forget the oldest target's: the older a change, the less likely a page from before it is still coming.
+      const [oldest, changes] = this.skipped.entries().next().value;
+      this.skipped.delete(oldest);
+      this.skippedCount -= changes.length;
+    }
   }
 
   // What a held reply shows of the message it answers: {author, body, deleted}, or null if the server had
