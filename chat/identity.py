@@ -7,6 +7,7 @@ for a registered user (sign-up refuses names starting with ``guest-``; usernames
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -48,11 +49,6 @@ class Identity:
     def is_staff(self) -> bool:
         return self.user is not None and self.user.is_staff
 
-    @property
-    def key(self) -> str:
-        """Who this is, for ownership and reactions: the user's id, or the guest's id in their session."""
-        return f"user:{self.user.pk}" if self.user is not None else f"guest:{self.guest_id}"
-
 
 def new_guest_name() -> str:
     return f"{GUEST_PREFIX}{secrets.randbelow(9000) + 1000}"
@@ -62,22 +58,23 @@ def new_guest_id() -> str:
     return secrets.token_hex(12)
 
 
+def _assigned(session: SessionBase, key: str, make: Callable[[], str]) -> str:
+    """The session's value under ``key``, made and kept on first use."""
+    value = session.get(key)
+    if not isinstance(value, str):
+        value = make()
+        session[key] = value
+    return value
+
+
 def guest_id(session: SessionBase) -> str:
     """The session's guest id, assigned on first use (by the room page, before its socket opens)."""
-    value = session.get(GUEST_ID_SESSION_KEY)
-    if not isinstance(value, str):
-        value = new_guest_id()
-        session[GUEST_ID_SESSION_KEY] = value
-    return value
+    return _assigned(session, GUEST_ID_SESSION_KEY, new_guest_id)
 
 
 def guest_name(session: SessionBase) -> str:
     """The session's guest name, assigned on first use."""
-    name = session.get(GUEST_SESSION_KEY)
-    if not isinstance(name, str):
-        name = new_guest_name()
-        session[GUEST_SESSION_KEY] = name
-    return name
+    return _assigned(session, GUEST_SESSION_KEY, new_guest_name)
 
 
 def identify(user: AbstractBaseUser | AnonymousUser | None, session: SessionBase | None) -> Identity | None:
