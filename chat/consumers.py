@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import heartbeat, metrics, presence, protocol, selectors, services
+from . import catchup, heartbeat, metrics, presence, protocol, selectors, services
 from .broadcast import LAYER_ERRORS, broadcast
 from .events import presence_event
 from .exceptions import ClientError, Refused
@@ -230,8 +230,7 @@ class ChatConsumer(FanoutConsumer):
     async def read_log(self, *, after: int) -> tuple[list[tuple[int, str]], int, bool]:
         if self.room is None:  # never: only a socket that joined a room is caught up
             return [], after, True
-        payloads, last_seq, complete = await selectors.catch_up(self.room, after=after)
-        return [(payload["seq"], protocol.encode(payload)) for payload in payloads], last_seq, complete
+        return await catchup.read(self.room, after=after, joined_at=self.joined_at)
 
     async def presence_missed(self) -> None:
         if self.room is None:

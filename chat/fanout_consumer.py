@@ -74,6 +74,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self.connection_id = uuid.uuid4().hex
         self.room_name: str | None = None
+        self.joined_at = 0.0  # time.monotonic() when it joined its room's group
         self.outlet: Outlet | None = None
         self.live = False
         self.sent_through = 0  # every seq up to this one was handed to the server for this socket
@@ -138,6 +139,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
 
     async def join(self, room_name: str) -> None:
         """Add this socket to the room's group (chat.fanout's group_add); it is not live until ``go_live``."""
+        self.joined_at = time.monotonic()
         await hub.join(room_name, self)
         self.room_name = room_name
 

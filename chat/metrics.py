@@ -22,6 +22,11 @@ GAPS_HEALED = Counter(
     "chat_gaps_healed",
     "Frames a socket was sent from the log because it missed them live (layer failure, slow reader, joining).",
 )
+CATCH_UP_READS = Counter(
+    "chat_catch_up_reads",
+    "Catch-ups of sockets behind: reads of the log (shared=no) and shares of a read in flight (shared=yes).",
+    ["shared"],
+)
 HISTORY_REQUESTS = Counter("chat_history_requests", "History pages served.")
 RATE_LIMITED = Counter("chat_rate_limited_frames", "Frames refused by the per-connection rate limit.")
 SOCKETS_BEHIND = Gauge(
