@@ -627,6 +627,10 @@ class Worker:
 
     def on_command(self) -> None:
         try:
+            # The event loop's add_reader may leave the pipe non-blocking (uvloop does): then a command bigger than
+            # the socket buffer (a stats call with many reaction stamps) arrives in parts, and recv() would fail
+            # with BlockingIOError halfway. The coordinator writes each command whole, so blocking is brief.
+            os.set_blocking(self.pipe.fileno(), True)
             command = self.pipe.recv()
         except (EOFError, OSError):
             # The coordinator is gone: so is the reason to run.

@@ -9,6 +9,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.swarm import Swarm
 from bench.worker import EDIT, MESSAGE, REACT, REACTIONS, Link, Worker
 from chat import protocol
 
@@ -128,3 +129,16 @@ class SenderTests(unittest.TestCase):
         self.assertEqual(list(link.own), [8])
         self.assertEqual(list(worker.stamps[ROOM]), [9])
         self.assertEqual(worker.final_seq[ROOM], 9)
+
+
+class CommandPipeTests(unittest.TestCase):
+    def test_a_command_bigger_than_the_pipes_buffer_reaches_a_running_worker_whole(self) -> None:
+        # uvloop's add_reader leaves the pipe non-blocking; a stats call with many reaction stamps then arrived in
+        # parts, and the worker took the failed read for the coordinator's exit (seen in make bench).
+        swarm = Swarm(1)
+        try:
+            stamps = {ROOM: {seq: time.time_ns() for seq in range(200_000)}}
+            (answer,) = swarm.call_all({"op": "stats", "stamps": stamps}, timeout=60)
+            self.assertEqual(answer["delivered"], 0)
+        finally:
+            swarm.close()
