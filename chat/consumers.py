@@ -9,15 +9,16 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import catchup, heartbeat, metrics, presence, protocol, selectors, services
+from . import catchup, heartbeat, metrics, presence, protocol, readmarks, selectors, services
 from .broadcast import LAYER_ERRORS, broadcast
-from .events import presence_event
+from .events import presence_event, read_event
 from .exceptions import ClientError, Refused
 from .fanout_consumer import FanoutConsumer, TooSlow
 from .identity import Identity, identify
 from .models import Kind, Room
 from .ratelimit import ConnectionCounter, TokenBucket
 from .rooms import normalize_room_name
+from .store import who
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class ChatConsumer(FanoutConsumer):
         self.counted = True
         self.identity = identity
         self.name = identity.name
+        self.person = who(identity.user, identity.guest_id)
         self.opened = time.monotonic()
         self.bucket = TokenBucket(burst=settings.CHAT_RATE_LIMIT_BURST, per_second=settings.CHAT_RATE_LIMIT_PER_SECOND)
         room = await database_sync_to_async(services.room_get_or_create)(name)
@@ -99,10 +101,13 @@ class ChatConsumer(FanoutConsumer):
         change = await presence.enter(room, connection_id=self.connection_id, name=identity.name)
         self.present = True
         messages, last_seq = await selectors.backlog(room, after=after)
+        last_read = await database_sync_to_async(readmarks.last_read)(room, self.person)
         if after is not None:
             metrics.RESUMES.inc()
         self.sent_through = last_seq
-        await self.send_frame(protocol.hello(room=room.name, you=self.name, online=change.online, last_seq=last_seq))
+        await self.send_frame(
+            protocol.hello(room=room.name, you=self.name, online=change.online, last_seq=last_seq, last_read=last_read)
+        )
         for payload in messages:
             await self.send_frame(payload)
         await self.go_live()
@@ -195,6 +200,11 @@ class ChatConsumer(FanoutConsumer):
             case protocol.VersionsFrame(target=target):
                 found = await selectors.versions(room, target=target)
                 await self.send_frame(protocol.versions(target=target, versions=found))
+            case protocol.ReadFrame(seq=seq):
+                moved = await readmarks.mark(room, self.person, seq)
+                if moved is not None:
+                    # To every socket of this person in the room, this one included, on every process.
+                    await broadcast(room.name, read_event(room.name, self.person, moved))
             case protocol.TypingFrame():
                 await broadcast(room.name, presence_event("typing", self.identity.name))
             case protocol.PingFrame():
@@ -220,6 +230,9 @@ class ChatConsumer(FanoutConsumer):
     async def chat_message(self, event: dict[str, Any]) -> None:
         await self.send_live(event)
 
+    async def chat_read(self, event: dict[str, Any]) -> None:
+        await self.send_live(event)  # the fan-out sends it only to this person's sockets
+
     async def chat_presence(self, event: dict[str, Any]) -> None:
         # A person's own tabs are not told about their own join, leave or typing.
         if event["user"] != self.name:
@@ -237,6 +250,10 @@ class ChatConsumer(FanoutConsumer):
             return
         online = await database_sync_to_async(presence.online_names)(self.room)
         await self.send(text_data=protocol.encode(protocol.online(online=online)))
+        # A read marker's frame may have been skipped with them: the stored one sets it right.
+        last_read = await database_sync_to_async(readmarks.last_read)(self.room, self.person)
+        if last_read:
+            await self.send(text_data=protocol.encode(protocol.read(room=self.room.name, seq=last_read)))
 
 
 class RefusingConsumer(FanoutConsumer):

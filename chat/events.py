@@ -12,6 +12,7 @@ from . import protocol
 MESSAGE_EVENT = "chat.message"  # a stored message, with its "seq"
 MESSAGES_EVENT = "chat.messages"  # several stored messages of one commit, oldest first: "events", each a MESSAGE_EVENT
 PRESENCE_EVENT = "chat.presence"  # a join, leave or typing of "user"
+READ_EVENT = "chat.read"  # a read marker that moved: only for the sockets of "person" (chat.store.who's key)
 
 
 def message_event(payload: dict[str, Any]) -> dict[str, Any]:
@@ -27,3 +28,8 @@ def messages_event(events: list[dict[str, Any]]) -> dict[str, Any]:
 def presence_event(kind: protocol.PresenceKind, user: str) -> dict[str, Any]:
     """A join, leave or typing of ``user``."""
     return {"type": PRESENCE_EVENT, "user": user, "text": protocol.encode(protocol.presence(kind, user=user))}
+
+
+def read_event(room: str, person: str, seq: int) -> dict[str, Any]:
+    """The person's marker in the room moved to ``seq``: for every socket of theirs in the room."""
+    return {"type": READ_EVENT, "person": person, "text": protocol.encode(protocol.read(room=room, seq=seq))}

@@ -35,6 +35,7 @@ class Member(Protocol):
     lost events."""
 
     connection_id: str
+    person: str  # whose socket it is: events with a "person" go to that person's sockets alone
 
     def resync(self) -> None: ...
 
@@ -45,6 +46,7 @@ class RoomFanout:
     def __init__(self, room_name: str) -> None:
         self.room_name = room_name
         self.members: dict[str, Member] = {}
+        self.people: dict[str, dict[str, Member]] = {}  # person -> their sockets here, by connection id
         self.channel = ""
         self.started: asyncio.Task[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -118,7 +120,9 @@ class RoomFanout:
             event["frame"] = {"type": "websocket.send", "text": text}
             event["size"] = len(text.encode("utf-8", "surrogatepass"))
         name = get_handler_name(event)
-        members = list(self.members.values())
+        # One person's event (a read marker) goes to their sockets alone.
+        person = event.get("person")
+        members = list((self.members if person is None else self.people.get(person, {})).values())
         for member in members:
             handler = getattr(member, name, None)
             if handler is None:
@@ -149,6 +153,7 @@ class Hub:
             fanout = self.rooms[room_name] = RoomFanout(room_name)
             fanout.started = asyncio.get_running_loop().create_task(fanout.start())
         fanout.members[member.connection_id] = member
+        fanout.people.setdefault(member.person, {})[member.connection_id] = member
         try:
             await asyncio.shield(fanout.started)  # type: ignore[arg-type]
         except BaseException:
@@ -160,6 +165,11 @@ class Hub:
         if fanout is None:
             return
         fanout.members.pop(member.connection_id, None)
+        sockets = fanout.people.get(member.person)
+        if sockets is not None:
+            sockets.pop(member.connection_id, None)
+            if not sockets:
+                del fanout.people[member.person]
         if not fanout.members and self.rooms.get(room_name) is fanout:
             del self.rooms[room_name]
             await fanout.stop()

@@ -75,6 +75,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         self.connection_id = uuid.uuid4().hex
         self.room_name: str | None = None
         self.joined_at = 0.0  # time.monotonic() when it joined its room's group
+        self.person = ""  # whose socket it is, for events meant for one person's sockets (chat.fanout)
         self.outlet: Outlet | None = None
         self.live = False
         self.sent_through = 0  # every seq up to this one was handed to the server for this socket

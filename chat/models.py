@@ -64,6 +64,8 @@ class Message(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     reactions = models.JSONField(null=True, blank=True)
     state_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    # The names a message's current body mentions (chat.mentions), as they appear as authors; NULL: none.
+    mentions = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -108,3 +110,39 @@ class Presence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} in {self.room.name}"
+
+
+class Mention(models.Model):
+    """A person a message mentions or mentioned, for counting unread mentions: one row per message and name,
+    made the first time an entry mentions them (so that a later edit does not notify them again). ``active``:
+    the message's current body mentions them and it is not deleted."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mention_rows")
+    seq = models.PositiveBigIntegerField()  # the message's, so that counting after a marker needs no join
+    name = models.CharField(max_length=150)
+    active = models.BooleanField(default=True)
+    first_seq = models.PositiveBigIntegerField()  # the entry that first mentioned them: the message or an edit
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "room", "seq"], condition=Q(active=True), name="chat_mention_active")]
+        constraints = [models.UniqueConstraint(fields=["message", "name"], name="chat_mention_message_name_unique")]
+
+    def __str__(self) -> str:
+        return f"@{self.name} in {self.room_id}#{self.seq}"
+
+
+class ReadMarker(models.Model):
+    """How far one person has read a room: every entry up to ``seq``. ``who`` is chat.store.who's key
+    (``user:ID`` or ``guest:ID``), never a display name. Moves only forward, never past the room's last seq."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    who = models.CharField(max_length=64)
+    seq = models.PositiveBigIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["who", "room"], name="chat_readmarker_who_room_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.who} read {self.room_id} to #{self.seq}"

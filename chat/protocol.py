@@ -23,6 +23,7 @@ EDIT: Final = "edit"
 DELETE: Final = "delete"
 REACT: Final = "react"
 VERSIONS: Final = "versions"
+READ: Final = "read"
 # Server frame types of log entries other than messages (a message entry's frame is MESSAGE).
 REACTION: Final = "reaction"
 
@@ -97,6 +98,12 @@ class VersionsFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadFrame:
+    seq: int
+    type: Literal["read"] = READ
+
+
+@dataclass(frozen=True, slots=True)
 class TypingFrame:
     type: Literal["typing"] = TYPING
 
@@ -114,7 +121,15 @@ class HistoryFrame:
 
 
 ClientFrame = (
-    MessageFrame | EditFrame | DeleteFrame | ReactFrame | VersionsFrame | TypingFrame | PingFrame | HistoryFrame
+    MessageFrame
+    | EditFrame
+    | DeleteFrame
+    | ReactFrame
+    | VersionsFrame
+    | ReadFrame
+    | TypingFrame
+    | PingFrame
+    | HistoryFrame
 )
 
 
@@ -230,6 +245,11 @@ def parse(text: str, *, max_length: int, history_max: int, reactions: Collection
         )
     if frame_type == VERSIONS:
         return VersionsFrame(target=_seq(data, "target"))
+    if frame_type == READ:
+        seq = data.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
+            raise ClientError(BAD_FRAME, "'seq' must be a whole number >= 0.")
+        return ReadFrame(seq=seq)
     if frame_type == TYPING:
         return TypingFrame()
     if frame_type == PING:
@@ -251,8 +271,13 @@ def iso_utc(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def hello(*, room: str, you: str, online: list[str], last_seq: int) -> dict[str, Any]:
-    return {"type": "hello", "room": room, "you": you, "online": online, "last_seq": last_seq}
+def hello(*, room: str, you: str, online: list[str], last_seq: int, last_read: int = 0) -> dict[str, Any]:
+    return {"type": "hello", "room": room, "you": you, "online": online, "last_seq": last_seq, "last_read": last_read}
+
+
+def read(*, room: str, seq: int) -> dict[str, Any]:
+    """How far the person has read the room: every entry up to ``seq``."""
+    return {"type": READ, "room": room, "seq": seq}
 
 
 def online(*, online: list[str]) -> dict[str, Any]:
@@ -299,8 +324,9 @@ def message(
     deleted: bool = False,
     reactions: dict[str, list[str]] | None = None,
     state_seq: int | None = None,
+    mentions: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A message with its state when the frame is made; a deleted one has no body and no reactions."""
+    """A message with its state when the frame is made; a deleted one has no body, reactions or mentions."""
     return {
         "type": MESSAGE,
         "room": room,
@@ -314,10 +340,23 @@ def message(
         "deleted": deleted,
         "reactions": {} if deleted or reactions is None else reactions,
         "state_seq": seq if state_seq is None else state_seq,
+        "mentions": [] if deleted or mentions is None else mentions,
     }
 
 
-def edit(*, room: str, seq: int, target: int, body: str, by: str, edited_at: datetime) -> dict[str, Any]:
+def edit(
+    *,
+    room: str,
+    seq: int,
+    target: int,
+    body: str,
+    by: str,
+    edited_at: datetime,
+    mentions: list[str] | None = None,
+    new_mentions: list[str] | None = None,
+) -> dict[str, Any]:
+    """An edit: the new body, who it mentions, and who of them no earlier version of the message mentioned (the
+    people to notify)."""
     return {
         "type": EDIT,
         "room": room,
@@ -326,6 +365,8 @@ def edit(*, room: str, seq: int, target: int, body: str, by: str, edited_at: dat
         "body": body,
         "by": by,
         "edited_at": iso_utc(edited_at),
+        "mentions": mentions or [],
+        "new_mentions": new_mentions or [],
     }
 
 

@@ -9,12 +9,12 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Subquery
+from django.db.models import Count, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from . import protocol
 from .exceptions import ClientError
-from .models import Kind, Message, Room
+from .models import Kind, Mention, Message, ReadMarker, Room
 
 # The most entries one catch-up read sends; a socket far behind reads several, each once the last has drained.
 CATCH_UP_PAGE = 100
@@ -38,6 +38,7 @@ def message_payload(message: Message, room_name: str, quoted: Message | None = N
     """The frame of a stored entry, of any kind. A message's carries its state; ``quoted`` is the message it
     replies to, if any."""
     if message.kind == Kind.EDIT:
+        erased = not message.body  # its message was deleted since: nobody is mentioned any more
         return protocol.edit(
             room=room_name,
             seq=message.seq,
@@ -45,6 +46,8 @@ def message_payload(message: Message, room_name: str, quoted: Message | None = N
             body=message.body,
             by=message.author,
             edited_at=message.created,
+            mentions=[] if erased else message.mentions or [],
+            new_mentions=[] if erased else getattr(message, "new_mentions", None) or [],
         )
     if message.kind == Kind.DELETE:
         return protocol.delete(
@@ -75,6 +78,7 @@ def message_payload(message: Message, room_name: str, quoted: Message | None = N
         deleted=message.is_deleted,
         reactions=reactions_payload(message.reactions),
         state_seq=message.state_seq,
+        mentions=message.mentions,
     )
     if message.reply_to_seq is not None:
         payload["quote"] = quote(quoted)
@@ -84,6 +88,7 @@ def message_payload(message: Message, room_name: str, quoted: Message | None = N
 def payloads(entries: Iterable[Message], room: Room) -> list[dict[str, Any]]:
     """The frames of entries of one room, with the messages their replies quote read in one query."""
     entries = list(entries)
+    _add_new_mentions(entries, room)
     quoted_seqs = {e.reply_to_seq for e in entries if e.reply_to_seq is not None}
     quoted: dict[int, Message] = {}
     if quoted_seqs:
@@ -92,6 +97,18 @@ def payloads(entries: Iterable[Message], room: Room) -> list[dict[str, Any]]:
         message_payload(e, room.name, quoted.get(e.reply_to_seq) if e.reply_to_seq is not None else None)
         for e in entries
     ]
+
+
+def _add_new_mentions(entries: list[Message], room: Room) -> None:
+    """Give each edit that mentions someone ``new_mentions``: who it mentioned first (chat.store keeps it on the
+    entries it stores; read back here for the rest)."""
+    edits = {e.seq: e for e in entries if e.kind == Kind.EDIT and e.mentions and not hasattr(e, "new_mentions")}
+    if not edits:
+        return
+    for edit in edits.values():
+        edit.new_mentions = []  # type: ignore[attr-defined]
+    for seq, name in Mention.objects.filter(room=room, first_seq__in=edits).values_list("first_seq", "name"):
+        edits[seq].new_mentions.append(name)  # type: ignore[attr-defined]
 
 
 def _room_last_seq(room: Room) -> int:
@@ -163,3 +180,42 @@ def versions(room: Room, *, target: int) -> list[dict[str, Any]]:
 @database_sync_to_async
 def last_seq(room: Room) -> int:
     return _room_last_seq(room)
+
+
+def unread_counts(rooms: Iterable[Room], *, who: str, name: str) -> dict[int, tuple[int, int]]:
+    """{room pk: (unread, mentions)} for one person (``who``: chat.store.who's key; ``name``: how they appear as
+    an author): the messages after their read marker that others wrote and that are not deleted, and how many of
+    those mention them. Two queries, whatever the number of rooms."""
+    rooms = list(rooms)
+    if not rooms:
+        return {}
+    marks = dict(ReadMarker.objects.filter(who=who, room__in=rooms).values_list("room_id", "seq"))
+    after = Q()
+    for room in rooms:
+        after |= Q(room_id=room.pk, seq__gt=marks.get(room.pk, 0))
+    kind, _, key = who.partition(":")
+    mine = Q(user_id=int(key)) if kind == "user" else Q(user__isnull=True, guest_id=key)
+    unread = dict(
+        Message.objects.filter(after, kind=Kind.MESSAGE, deleted_at__isnull=True)
+        .exclude(mine)
+        .values("room_id")
+        .annotate(count=Count("id"))
+        .values_list("room_id", "count")
+    )
+    mentions = dict(
+        Mention.objects.filter(after, name=name, active=True)
+        .values("room_id")
+        .annotate(count=Count("id"))
+        .values_list("room_id", "count")
+    )
+    return {room.pk: (unread.get(room.pk, 0), mentions.get(room.pk, 0)) for room in rooms}
+
+
+def mentions_of(*, name: str, limit: int) -> list[dict[str, Any]]:
+    """The messages that mention ``name`` now, newest first, across rooms: for the Mentions page."""
+    rows = (
+        Mention.objects.filter(name=name, active=True)
+        .select_related("message", "room")
+        .order_by("-message__created", "-seq")[:limit]
+    )
+    return [message_payload(row.message, row.room.name) for row in rows]

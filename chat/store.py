@@ -18,12 +18,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import protocol
+from . import mentions, protocol
 from .exceptions import ClientError
-from .models import Kind, Message, Room
+from .models import Kind, Mention, Message, Room
 
 # A message's state: written back (WRITE_STATE, in this order) for every message a batch changed.
-STATE_FIELDS = ["body", "first_body", "edited_at", "deleted_at", "reactions", "state_seq"]
+STATE_FIELDS = ["body", "first_body", "edited_at", "deleted_at", "reactions", "state_seq", "mentions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +119,14 @@ FIND_CLIENT_IDS = "SELECT id, room_id, client_id FROM {message} WHERE {pairs}"
 LOAD_MESSAGES = "SELECT * FROM {message} WHERE kind = %s AND ({pairs})"
 WRITE_STATE = (
     "UPDATE {message} SET body = %s, first_body = %s, edited_at = %s, deleted_at = %s, reactions = %s,"
-    " state_seq = %s WHERE id = %s"
+    " state_seq = %s, mentions = %s WHERE id = %s"
 )
-ERASE_EDITS = "UPDATE {message} SET body = '' WHERE room_id = %s AND kind = %s AND target_seq IN ({seqs})"
+ERASE_EDITS = (
+    "UPDATE {message} SET body = '', mentions = NULL WHERE room_id = %s AND kind = %s AND target_seq IN ({seqs})"
+)
 INSERT = (
     "INSERT INTO {message} (room_id, seq, kind, author, user_id, guest_id, body, client_id, created, target_seq,"
-    " emoji, added, reply_to_seq) VALUES {rows} RETURNING id, room_id, seq"
+    " emoji, added, reply_to_seq, mentions) VALUES {rows} RETURNING id, room_id, seq"
 )
 
 
@@ -168,6 +170,20 @@ def _load_messages(drafts: list[Draft | Change]) -> dict[tuple[int, int], Messag
     return {(m.room_id, m.seq): m for m in found}
 
 
+def _resolve_mentions(drafts: list[Draft | Change]) -> dict[int, dict[str, str]]:
+    """Who the bodies of new messages and edits may mention, per room (chat.mentions), in one lookup a room."""
+    wanted: dict[int, set[str]] = {}
+    for d in drafts:
+        if isinstance(d, Draft) or d.kind == Kind.EDIT:
+            found = mentions.candidates(d.body) if "@" in d.body else []
+            if found:
+                wanted.setdefault(d.room.pk, set()).update(found)
+    return {room_pk: mentions.resolve(room_pk, names) for room_pk, names in wanted.items()}
+
+
+_MENTIONS_JSON = Message._meta.get_field("mentions")
+
+
 _ENTRY_FIELDS = [field.attname for field in Message._meta.concrete_fields]
 _NEW_ENTRY: dict[str, Any] = {name: None for name in _ENTRY_FIELDS} | {"kind": Kind.MESSAGE, "body": "", "emoji": ""}
 _ROOM = Message._meta.get_field("room")
@@ -177,10 +193,20 @@ _USER = Message._meta.get_field("user")
 class _Batch:
     """One transaction's drafts applied in arrival order to the rooms' seqs and their messages' states."""
 
-    def __init__(self, last_seqs: dict[int, int], messages: dict[tuple[int, int], Message], now: datetime) -> None:
+    def __init__(
+        self,
+        last_seqs: dict[int, int],
+        messages: dict[tuple[int, int], Message],
+        now: datetime,
+        resolved: dict[int, dict[str, str]] | None = None,
+    ) -> None:
         self.last_seqs = last_seqs
         self.messages = messages
         self.now = now
+        self.resolved = resolved or {}
+        # id(message) -> {name: its Mention row}, for the messages this batch mentions people in or changes
+        self.mention_rows: dict[int, dict[str, Mention]] = {}
+        self.mentioned: dict[int, Message] = {}  # id(message) -> message, for mention_rows
         self.new: list[Message] = []  # entries to insert, in seq order per room
         self.changed: dict[int, Message] = {}  # id(message) -> a message whose state this batch changed
         self.erased: dict[int, set[int]] = {}  # room pk -> seqs of messages deleted here: their edits lose bodies
@@ -231,8 +257,10 @@ class _Batch:
                 raise ClientError(protocol.NOT_FOUND, f"No message #{d.reply_to} in this room to reply to.")
             if quoted.is_deleted:
                 raise ClientError(protocol.GONE, "That message was deleted.")
-        entry = self._entry(d, body=d.body, reply_to_seq=d.reply_to)
+        entry = self._entry(d, body=d.body, reply_to_seq=d.reply_to, mentions=self._mentions(d) or None)
         self.messages[d.room.pk, entry.seq] = entry
+        if entry.mentions:
+            self._mention(entry, entry.mentions, since=entry.seq)
         return Posted(entry=entry, created=True, quoted=quoted if d.reply_to is not None else None)
 
     def _fold(self, target: Message, entry: Message) -> None:
@@ -246,12 +274,19 @@ class _Batch:
             raise ClientError(protocol.FORBIDDEN, "Only its author can edit a message.")
         if d.edit_seconds and self.now - target.created > timedelta(seconds=d.edit_seconds):
             raise ClientError(protocol.TOO_LATE, f"Messages can be edited for {d.edit_seconds} seconds.")
-        entry = self._entry(d, kind=Kind.EDIT, body=d.body, target_seq=target.seq)
+        named = self._mentions(d)
+        entry = self._entry(d, kind=Kind.EDIT, body=d.body, target_seq=target.seq, mentions=named or None)
         self.edits.setdefault((d.room.pk, target.seq), []).append(entry)
         if target.first_body is None:
             target.first_body = target.body
         target.body = d.body
         target.edited_at = self.now
+        new_mentions: list[str] = []
+        if named or target.mentions:  # else nobody was or is mentioned: no row to read or change
+            rows = self._mention(target, named, since=entry.seq)
+            new_mentions = [name for name, row in rows.items() if row.first_seq == entry.seq]
+        entry.new_mentions = new_mentions  # type: ignore[attr-defined]
+        target.mentions = named or None
         self._fold(target, entry)
         return Posted(entry=entry, created=True)
 
@@ -265,12 +300,34 @@ class _Batch:
         target.body = ""
         target.first_body = None
         target.reactions = None
+        if target.mentions:
+            self._mention(target, [], since=entry.seq)  # a deleted message mentions nobody any more
+        target.mentions = None
         target.deleted_at = self.now
         for edit in self.edits.get((d.room.pk, target.seq), []):
             edit.body = ""
+            edit.mentions = None
         self.erased.setdefault(d.room.pk, set()).add(target.seq)
         self._fold(target, entry)
         return Posted(entry=entry, created=True)
+
+    def _mentions(self, d: Draft | Change) -> list[str]:
+        return mentions.mentioned(d.body, self.resolved.get(d.room.pk, {})) if "@" in d.body else []
+
+    def _mention(self, message: Message, names: list[str], *, since: int) -> dict[str, Mention]:
+        """Set who ``message`` mentions now: a row for each person mentioned the first time (by the entry
+        ``since``), the others' rows on or off. Its author is never counted as mentioned."""
+        rows = self.mention_rows.get(id(message))
+        if rows is None:
+            known = Mention.objects.filter(message_id=message.pk) if message.pk is not None else []
+            rows = self.mention_rows[id(message)] = {row.name: row for row in known}
+            self.mentioned[id(message)] = message
+        now = set(names) - {message.author}
+        for name in now - rows.keys():
+            rows[name] = Mention(room_id=message.room_id, seq=message.seq, name=name, active=True, first_seq=since)
+        for name, row in rows.items():
+            row.active = name in now
+        return rows
 
     def _delete_seq(self, target: Message) -> int | None:
         for entry in self.new:
@@ -342,6 +399,7 @@ class _Batch:
                     e.emoji,
                     e.added,
                     e.reply_to_seq,
+                    _MENTIONS_JSON.get_db_prep_save(e.mentions, connection),
                 )
                 for e in self.new
             ]
@@ -363,6 +421,7 @@ class _Batch:
                     for m in self.changed.values()
                 ],
             )
+        self._write_mentions()
         for room_pk, seqs in self.erased.items():
             cursor.execute(_sql(ERASE_EDITS, seqs=_marks(len(seqs))), [room_pk, Kind.EDIT, *sorted(seqs)])
         advanced = {room: seq for room, seq in self.last_seqs.items() if seq != first_seqs[room]}
@@ -373,13 +432,32 @@ class _Batch:
             created = connection.ops.adapt_datetimefield_value(self.now)
             cursor.execute(_sql(TAKE_SEQS, cases=cases, rooms=_marks(len(rooms))), [*params, created, *rooms])
 
+    def _write_mentions(self) -> None:
+        # Rare next to messages (only bodies with a resolved @name, and changes of such messages): the ORM.
+        new: list[Mention] = []
+        for key, rows in self.mention_rows.items():
+            message = self.mentioned[key]
+            for row in rows.values():
+                row.message_id = message.pk
+                if row.pk is None:
+                    new.append(row)
+            if any(row.pk is not None for row in rows.values()):
+                on = [row.pk for row in rows.values() if row.pk is not None and row.active]
+                off = [row.pk for row in rows.values() if row.pk is not None and not row.active]
+                if on:
+                    Mention.objects.filter(pk__in=on).update(active=True)
+                if off:
+                    Mention.objects.filter(pk__in=off).update(active=False)
+        if new:
+            Mention.objects.bulk_create(new)
+
 
 def _store(drafts: list[Draft | Change]) -> list[Outcome]:
     """Store drafts inside the caller's transaction, in arrival order."""
     with connection.cursor() as cursor:
         last_seqs = _lock_rooms(cursor, sorted({d.room.pk for d in drafts}))
         stored = _already_stored(cursor, drafts)
-        batch = _Batch(dict(last_seqs), _load_messages(drafts), timezone.now())
+        batch = _Batch(dict(last_seqs), _load_messages(drafts), timezone.now(), _resolve_mentions(drafts))
         outcomes: list[Outcome] = []
         first: dict[tuple[int, str], Outcome] = {}  # (room, client_id) -> the outcome of its first draft here
         for d in drafts:

@@ -10,26 +10,35 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from . import access, presence
+from . import access, presence, selectors
 from .exceptions import ClientError
 from .forms import NicknameForm, RoomForm, SignUpForm
-from .identity import BAD_NICKNAME, identify, set_nickname
+from .identity import BAD_NICKNAME, Identity, identify, set_nickname
 from .models import Room
 from .protocol import iso_utc
 from .rooms import normalize_room_name
 from .services import room_get_or_create
+from .store import who
 
 LOBBY_ROOMS = 100
-# How often an open lobby asks rooms_json for fresh online counts and activity.
-LOBBY_REFRESH_SECONDS = 10
+# How often an open lobby asks rooms_json for fresh counts: a read on another device shows within this.
+LOBBY_REFRESH_SECONDS = 2
+# The most mentions the Mentions page lists.
+MENTIONS_LISTED = 100
 
 
-def _lobby_rooms() -> list[Room]:
-    """The rooms the lobby lists, most recently active first, each with ``online``: how many people are there."""
+def _lobby_rooms(identity: Identity | None) -> list[Room]:
+    """The rooms the lobby lists: those that mention the person unread first, then the most recently active,
+    each with ``online`` (how many people are there), and the person's ``unread`` and ``mentions`` counts."""
     rooms = list(Room.objects.order_by(F("last_activity").desc(nulls_last=True), "name")[:LOBBY_ROOMS])
     counts = presence.online_counts()
+    unread = {}
+    if identity is not None:
+        unread = selectors.unread_counts(rooms, who=who(identity.user, identity.guest_id), name=identity.name)
     for room in rooms:
         room.online = counts.get(room.pk, 0)  # type: ignore[attr-defined]
+        room.unread, room.mentions = unread.get(room.pk, (0, 0))  # type: ignore[attr-defined]
+    rooms.sort(key=lambda room: room.mentions == 0)  # type: ignore[attr-defined]  # stable: activity order stays
     return rooms
 
 
@@ -39,7 +48,7 @@ def lobby(request: HttpRequest, room_form: RoomForm | None = None) -> HttpRespon
         request,
         "chat/lobby.html",
         {
-            "rooms": _lobby_rooms(),
+            "rooms": _lobby_rooms(identity),
             "refresh_seconds": LOBBY_REFRESH_SECONDS,
             "room_form": room_form or RoomForm(),
             "nickname_form": NicknameForm(),
@@ -59,10 +68,22 @@ def rooms_json(request: HttpRequest) -> JsonResponse:
             "url": reverse("chat:room", args=[room.name]),
             "online": room.online,  # type: ignore[attr-defined]
             "last_activity": iso_utc(room.last_activity) if room.last_activity else None,
+            "unread": room.unread,  # type: ignore[attr-defined]
+            "mentions": room.mentions,  # type: ignore[attr-defined]
         }
-        for room in _lobby_rooms()
+        for room in _lobby_rooms(identify(request.user, request.session))
     ]
     return JsonResponse({"rooms": rooms})
+
+
+@never_cache
+def mentions(request: HttpRequest) -> HttpResponse:
+    """The messages that mention the person, newest first, across rooms, each linking to it in its room."""
+    identity = identify(request.user, request.session)
+    if identity is None:
+        return redirect(f"{settings.LOGIN_URL}?next={request.path}")
+    found = selectors.mentions_of(name=identity.name, limit=MENTIONS_LISTED)
+    return render(request, "chat/mentions.html", {"identity": identity, "mentions": found})
 
 
 @require_POST

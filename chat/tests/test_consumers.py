@@ -134,7 +134,8 @@ class FanOutTests(ConsumerTestCase):
     async def test_the_first_frame_is_hello_with_name_online_list_and_last_seq(self) -> None:
         alice = await self.open("Lobby", cookie=await self.login_cookie("alice"))
         self.assertEqual(
-            alice.hello, {"type": "hello", "room": "lobby", "you": "alice", "online": ["alice"], "last_seq": 0}
+            alice.hello,
+            {"type": "hello", "room": "lobby", "you": "alice", "online": ["alice"], "last_seq": 0, "last_read": 0},
         )
 
     async def test_a_message_reaches_everyone_in_the_room_and_nobody_elsewhere(self) -> None:

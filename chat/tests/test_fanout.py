@@ -11,7 +11,7 @@ from django.db import OperationalError
 from django.test import SimpleTestCase, override_settings
 
 from chat import protocol
-from chat.events import message_event, messages_event, presence_event
+from chat.events import message_event, messages_event, presence_event, read_event
 from chat.fanout import Hub, RoomFanout
 from chat.fanout_consumer import MAX_AHEAD, FanoutConsumer
 
@@ -132,6 +132,7 @@ class FanoutTestCase(SimpleTestCase):
     def add(self, *members: FakeMember) -> None:
         for member in members:
             self.fanout.members[member.connection_id] = member
+            self.fanout.people.setdefault(member.person, {})[member.connection_id] = member
 
     def member_over_its_bound(self) -> tuple[FakeMember, FakeOutlet]:
         """A member of the room whose server already holds its whole bound: the next frame makes it fall behind."""
@@ -161,6 +162,17 @@ class FanoutTests(FanoutTestCase):
         await self.publish(*range(1, 21))
         for member in members:
             self.assertEqual(member.seqs(), list(range(1, 21)))
+
+    async def test_an_event_for_one_person_reaches_their_sockets_and_nobody_elses(self) -> None:
+        laptop, phone, other = FakeMember(self.log), FakeMember(self.log), FakeMember(self.log)
+        laptop.person = phone.person = "user:1"
+        other.person = "user:2"
+        for member in (laptop, phone, other):
+            member.chat_read = member.send_live
+        self.add(laptop, phone, other)
+        await self.fanout.fan_out(read_event("room", "user:1", 7))
+        self.assertEqual([len(m.sent) for m in (laptop, phone, other)], [1, 1, 0])
+        self.assertEqual(protocol.decode(laptop.sent[0]["text"]), {"type": "read", "room": "room", "seq": 7})
 
     async def test_one_commits_messages_travel_as_one_event_and_arrive_in_order(self) -> None:
         member = FakeMember(self.log)

@@ -22,6 +22,7 @@ class Listener:
     def __init__(self, name: str, connection_id: str) -> None:
         self.name = name
         self.connection_id = connection_id
+        self.person = f"guest:{connection_id}"
         self.frames: list[dict[str, Any]] = []
 
     async def chat_message(self, event: dict[str, Any]) -> None:

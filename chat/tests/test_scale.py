@@ -63,6 +63,28 @@ class TwoProcessTests(TransactionTestCase):
             await alice.close()
             await bob.close()
 
+    async def test_a_read_on_one_process_reaches_the_same_persons_socket_on_the_other(self) -> None:
+        cookie = await sync_to_async(session_cookie)("alice")
+        (bob,) = await self.clients("bob")
+        laptop, phone = ChatClient(room=ROOM, cookie=cookie), ChatClient(room=ROOM, cookie=cookie)
+        await laptop.connect(self.a.url)
+        await phone.connect(self.b.url)
+        await bob.connect(self.b.url)
+        try:
+            await bob.send("one")
+            await bob.send("two")
+            await eventually(lambda: len(laptop.view) == 2, timeout=10, what="both messages on the laptop")
+            await laptop.mark_read(2)
+            await eventually(lambda: phone.reads == [2], timeout=10, what="the phone's read frame")
+            self.assertEqual(laptop.reads, [2])
+            # Broadcast from process A after the read, so it reaches bob after anything the read sent him.
+            await laptop.send("three")
+            await eventually(lambda: len(bob.view) == 3, timeout=10, what="the third message")
+            self.assertEqual(bob.reads, [])
+        finally:
+            for client in (laptop, phone, bob):
+                await client.close()
+
     async def test_the_online_list_is_one_list_across_processes(self) -> None:
         alice, bob, carol = await self.clients("alice", "bob", "carol")
         await alice.connect(self.a.url)

@@ -29,6 +29,7 @@ class MessagePayloadTests(TestCase):
                 "deleted": False,
                 "reactions": {},
                 "state_seq": 1,
+                "mentions": [],
             },
         )
 

@@ -8,9 +8,10 @@ from django.test import Client, TestCase, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from chat.identity import GUEST_SESSION_KEY, NICKNAME_MAX_LENGTH, NICKNAME_RULE
-from chat.models import Presence, Room
+from chat.identity import GUEST_SESSION_KEY, NICKNAME_MAX_LENGTH, NICKNAME_RULE, Identity
+from chat.models import Kind, Presence, ReadMarker, Room
 from chat.rooms import ROOM_NAME_MAX_LENGTH, ROOM_NAME_PATTERN, ROOM_NAME_RULE
+from chat.services import change, entry_create, message_create
 from chat.views import LOBBY_REFRESH_SECONDS, LOBBY_ROOMS
 
 from .helpers import FAST_HASHING
@@ -384,7 +385,16 @@ class RoomsJsonTests(TestCase):
             Presence.objects.create(room=general, connection_id=f"c{index}", name=name, seen=self.now)
         self.assertEqual(
             self.rooms(),
-            [{"name": "general", "url": "/chat/general/", "online": 2, "last_activity": "2026-11-28T07:35:51Z"}],
+            [
+                {
+                    "name": "general",
+                    "url": "/chat/general/",
+                    "online": 2,
+                    "last_activity": "2026-11-28T07:35:51Z",
+                    "unread": 0,
+                    "mentions": 0,
+                }
+            ],
         )
 
     def test_the_rooms_endpoint_gives_no_last_activity_for_a_room_without_messages(self):
@@ -413,3 +423,59 @@ class RoomsJsonTests(TestCase):
         response = self.client.get("/")
         self.assertContains(response, 'data-src="/api/rooms/"')
         self.assertContains(response, f'data-refresh-seconds="{LOBBY_REFRESH_SECONDS}"')
+
+
+class RoomsJsonCountsTests(TestCase):
+    """Each room's unread and mention counts in the lobby's feed, for the person asking."""
+
+    def setUp(self):
+        self.room = Room.objects.create(name="general")
+        self.grace = make_user("grace")
+        self.client.force_login(self.grace)
+
+    def post(self, body: str, author: str = "bob"):
+        return message_create(room=self.room, author=author, body=body).message
+
+    def counts(self, client: Client | None = None) -> tuple[int, int]:
+        (room,) = [r for r in (client or self.client).get(reverse("chat:rooms_json")).json()["rooms"]]
+        return room["unread"], room["mentions"]
+
+    def test_a_signed_in_person_sees_what_others_wrote_after_their_marker(self):
+        self.post("one")
+        self.post("two, @grace")
+        self.assertEqual(self.counts(), (2, 1))
+        ReadMarker.objects.create(room=self.room, who=f"user:{self.grace.pk}", seq=1)
+        self.assertEqual(self.counts(), (1, 1))
+
+    def test_own_messages_are_never_unread(self):
+        message_create(room=self.room, author="grace", user=self.grace, body="mine")
+        self.assertEqual(self.counts(), (0, 0))
+
+    def test_an_edit_that_removes_a_mention_takes_it_off_the_count(self):
+        message = self.post("hi @grace")
+        bob = Identity(name="bob", user=make_user("bob"))
+        message.user = bob.user
+        message.save()
+        entry_create(change(room=self.room, identity=bob, kind=Kind.EDIT, target=message.seq, body="hi"))
+        self.assertEqual(self.counts(), (1, 0))
+
+    def test_a_deleted_message_is_neither_unread_nor_a_mention(self):
+        message = self.post("hi @grace")
+        staff = Identity(name="admin", user=get_user_model().objects.create_user("root", is_staff=True))
+        entry_create(change(room=self.room, identity=staff, kind=Kind.DELETE, target=message.seq))
+        self.assertEqual(self.counts(), (0, 0))
+
+    def test_a_guest_has_counts_of_their_own(self):
+        guest = Client()
+        guest.get("/chat/general/")  # gives the session its guest name and id
+        name = guest.session[GUEST_SESSION_KEY]
+        # In the room (as their socket would make them), so that @name finds them.
+        Presence.objects.create(room=self.room, connection_id="c1", name=name, seen=timezone.now())
+        self.post(f"hello @{name}")
+        self.assertEqual(self.counts(guest), (1, 1))
+
+    def test_rooms_that_mention_you_come_first(self):
+        self.post("see @grace")
+        Room.objects.create(name="busy", last_activity=timezone.now() + timedelta(hours=1))
+        names = [r["name"] for r in self.client.get(reverse("chat:rooms_json")).json()["rooms"]]
+        self.assertEqual(names, ["general", "busy"])

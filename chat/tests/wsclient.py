@@ -147,6 +147,8 @@ class ChatClient:
         self.errors: list[dict[str, Any]] = []
         self.close_codes: list[int | None] = []
         self.online: set[str] = set()
+        self.last_read = 0  # the read marker: hello's last_read, then each read frame's seq
+        self.reads: list[int] = []  # the seq of every read frame received
         self.you = ""
         self.received: list[Received] = []
         self.opened_at: list[float] = []  # monotonic time each connection was begun, by connection number - 1
@@ -255,6 +257,10 @@ class ChatClient:
     async def react(self, target: int, emoji: str, *, on: bool = True) -> str:
         return await self.post({"type": "react", "target": target, "emoji": emoji, "on": on})
 
+    async def mark_read(self, seq: int) -> None:
+        """Say the person has read the room up to ``seq`` (answered, if it moves the marker, by a read frame)."""
+        await self._send({"type": "read", "seq": seq})
+
     async def post(self, frame: dict[str, Any]) -> str:
         """Queue a frame that changes the room (a message, edit, delete or reaction) in the outbox under a new
         client_id, and send it if connected; returns the client_id. It is resent until acked or refused."""
@@ -318,6 +324,7 @@ class ChatClient:
         if kind == "hello":
             self.you = frame["you"]
             self.online = set(frame["online"])
+            self.last_read = frame.get("last_read", 0)
             self._hello.set()
             if frame["last_seq"] > self.contiguous and self.connections > 1:
                 self._fill_soon(frame["last_seq"] + 1)
@@ -334,6 +341,9 @@ class ChatClient:
             if client_id not in self.acked:
                 self.acked[client_id] = frame["seq"]
                 self.acked_at[client_id] = time.monotonic()
+        elif kind == "read":
+            self.reads.append(frame["seq"])
+            self.last_read = max(self.last_read, frame["seq"])
         elif kind == "error":
             self.errors.append(frame)
         elif kind == "join":
