@@ -44,7 +44,8 @@ class LobbyInChromiumTests(BrowserTestCase):
 
         self.wait_until(
             lobby,
-            lambda: self.rows(lobby) == ["#busy 1 online active just now", "#quiet 0 online no messages yet"],
+            # "1": the unread badge, alice's message.
+            lambda: self.rows(lobby) == ["#busy 1 1 online active just now", "#quiet 0 online no messages yet"],
             "the lobby refreshed",
         )
         self.assertTrue(self.script(lobby, "return window.notReloaded"))

@@ -11,6 +11,7 @@ import { Outbox } from "./outbox.js";
 import { People } from "./people.js";
 import { element } from "./render.js";
 import { Timeline } from "./timeline.js";
+import { Unread } from "./unread.js";
 
 // The protocol's default history limit: every server accepts it, whatever its CHAT_HISTORY_MAX_LIMIT.
 const HISTORY_PAGE = 50;
@@ -75,6 +76,18 @@ const conversation = new Conversation({
   notify,
   onReply: startReply,
 });
+const unread = new Unread({
+  room,
+  list,
+  divider: $("unread-divider"),
+  jumpButton: $("jump-unread"),
+  notifyButton: $("notify-me"),
+  title: baseTitle,
+  send: (frame) => connection.send(frame),
+  isNewestShown: () => list.pinned && timeline.through >= timeline.top,
+  loadOlder,
+  canLoadOlder: () => timeline.hasOlder,
+});
 const connection = new RoomConnection({
   url: socketUrl,
   onFrame: handleFrame,
@@ -90,11 +103,9 @@ const connection = new RoomConnection({
 let you = pageYou;
 // The message the composer answers, {seq, author, body}, or null.
 let replying = null;
-// Unread count for the tab title: messages from others above `readThrough` that arrived while the tab was
-// hidden. null until the first hello, so that the backlog a page opens with is not counted as news.
-let readThrough = null;
-let unread = 0;
 let lastTypingSent = 0;
+// A message to show once the first connection is in: /chat/<room>/#seq-N (a link from the Mentions page).
+let revealOnOpen = /^#seq-(\d+)$/u.exec(location.hash)?.[1];
 
 function socketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -111,7 +122,12 @@ function handleFrame(frame) {
       conversation.you = you;
       people.reset(frame.online, you);
       timeline.hello(frame.last_seq);
-      readThrough ??= frame.last_seq;
+      unread.hello(you, frame.last_read ?? 0);
+      if (revealOnOpen) {
+        unread.jumping = false;
+        conversation.jump(Number(revealOnOpen));
+        revealOnOpen = undefined;
+      }
       outbox.connect();
       // Answered after the backlog: its last_seq then shows anything committed that the backlog missed.
       connection.ping();
@@ -121,10 +137,10 @@ function handleFrame(frame) {
     case "edit":
     case "delete":
     case "reaction":
-      logged([frame], timeline.add(frame) ? [frame] : []);
+      logged([frame], timeline.add(frame) ? [frame] : [], { live: true });
       break;
     case "history":
-      logged(frame.messages, timeline.history(frame));
+      logged(frame.messages, timeline.history(frame), { live: false });
       updateEdge();
       list.checkTop();
       conversation.continueJump();
@@ -132,12 +148,18 @@ function handleFrame(frame) {
     case "ack":
       outbox.stored(frame.client_id, frame.seq);
       break;
+    case "read":
+      unread.moved(frame.seq);
+      announceRead();
+      break;
     case "versions":
       conversation.versionsAnswered(frame);
       break;
     case "pong":
       timeline.pong(frame.last_seq);
       list.checkTop();
+      unread.maybeRead(timeline.through);
+      unread.backlogIn();
       break;
     case "join":
       people.joined(frame.user);
@@ -165,14 +187,26 @@ function handleFrame(frame) {
 
 // Frames of the log (oldest first), of which `fresh` are new to this page. All are folded: one already held
 // changes nothing, and a copy of a message may be newer than the one held.
-function logged(frames, fresh) {
+function logged(frames, fresh, { live }) {
   conversation.receive(frames.filter((frame) => frame.type === "message" || CHANGE_TYPES.has(frame.type)));
   for (const frame of frames) if (frame.type === "message" && frame.client_id) outbox.stored(frame.client_id);
-  for (const message of fresh) {
-    if (message.type !== "message") continue;
-    if (message.seq >= timeline.top) people.stoppedTyping(message.author);
-    countUnread(message);
+  const shown = [];
+  for (const entry of fresh) {
+    const target = entry.type === "message" ? entry.seq : entry.target;
+    const view = conversation.states.get(target);
+    if (view && list.has(target)) shown.push(view);
+    if (live && view && entry.type === "message") unread.arrived(view);
+    if (live && entry.type === "edit") unread.edited(entry, view);
+    if (entry.type === "message" && entry.seq >= timeline.top) people.stoppedTyping(entry.author);
   }
+  unread.shown(shown);
+  unread.maybeRead(timeline.through);
+}
+
+// The lobby in another tab of this browser refreshes its badges at once.
+const lobbyChannel = "BroadcastChannel" in window ? new BroadcastChannel("chatsite") : null;
+function announceRead() {
+  lobbyChannel?.postMessage({ type: "read", room });
 }
 
 // Says that something the person did did not happen, visibly and to screen readers (#alerts is role=alert).
@@ -191,23 +225,6 @@ function notify(text) {
   while (alerts.children.length > ALERTS_SHOWN) alerts.firstElementChild.remove();
 }
 
-function countUnread(message) {
-  if (readThrough === null || message.seq <= readThrough || message.author === you) return;
-  if (document.visibilityState === "visible") {
-    readThrough = message.seq;
-  } else {
-    unread += 1;
-    document.title = `(${unread}) ${baseTitle}`;
-  }
-}
-
-document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState !== "visible") return;
-  unread = 0;
-  readThrough = Math.max(readThrough ?? 0, timeline.top);
-  document.title = baseTitle;
-});
-
 function loadOlder() {
   if (timeline.loadOlder()) updateEdge();
 }
@@ -218,6 +235,7 @@ function updateEdge() {
   else list.setEdge(timeline.floor === null ? "none" : "start");
 }
 $("load-older").addEventListener("click", loadOlder);
+$("scroller").addEventListener("scroll", () => unread.maybeRead(), { passive: true });
 
 // Connection status. The live region (#status) changes only with the state; the countdown beside it is
 // hidden from screen readers, which would otherwise read it out every second.

@@ -26,10 +26,13 @@ export function applyChange(state, change) {
   if (change.type === "edit") {
     next.body = change.body;
     next.edited_at = change.edited_at;
+    // The person's own edit not stored yet has no mentions: the server resolves them.
+    if (change.mentions) next.mentions = change.mentions;
   } else if (change.type === "delete") {
     next.deleted = true;
     next.body = "";
     next.reactions = {};
+    next.mentions = [];
   } else if (change.type === "reaction") {
     // Names, not people: two guests may share a display name, so an "off" takes back one of them only.
     const people = [...(next.reactions[change.emoji] ?? [])];

@@ -1,6 +1,7 @@
 // Keeps the lobby's room list fresh without a reload: asks the rooms endpoint every few seconds while the tab
-// is visible, and at once when it is shown again. Rows are updated in place, so keyboard focus on a room link
-// survives a refresh. The server-rendered list is what shows without JavaScript.
+// is visible, at once when it is shown again, and when a room page of this browser says the person read a room.
+// Rows are updated in place, so keyboard focus on a room link survives a refresh. The server-rendered list is
+// what shows without JavaScript. The server orders rooms with unread mentions first.
 
 import { agoLabel, fullLabel } from "./format.js";
 import { element } from "./render.js";
@@ -50,13 +51,17 @@ function newRow(name) {
   const row = element("li", "room-row");
   row.dataset.room = name;
   const meta = element("span", "room-meta");
-  meta.append(element("span", "room-online"), " ", element("span", "room-activity"));
+  const mentions = element("span", "badge mentions");
+  const unread = element("span", "badge unread");
+  meta.append(mentions, " ", unread, " ", element("span", "room-online"), " ", element("span", "room-activity"));
   row.append(element("a", "room-link", `#${name}`), " ", meta);
   return row;
 }
 
 function fill(row, room) {
   row.querySelector(".room-link").href = room.url;
+  badge(row.querySelector(".badge.mentions"), room.mentions, `@${room.mentions}`, "mention", "mentions");
+  badge(row.querySelector(".badge.unread"), room.unread, String(room.unread), "unread message", "unread messages");
   const online = row.querySelector(".room-online");
   online.dataset.online = String(room.online);
   online.textContent = `${room.online} online`;
@@ -73,6 +78,14 @@ function fill(row, room) {
   old.replaceWith(activity);
 }
 
+function badge(span, count, text, one, many) {
+  span.hidden = !count;
+  span.textContent = count ? text : "";
+  span.title = count === 1 ? `1 ${one}` : `${count} ${many}`;
+  span.setAttribute("aria-label", span.title);
+}
+
+if ("BroadcastChannel" in window) new BroadcastChannel("chatsite").addEventListener("message", refresh);
 document.addEventListener("visibilitychange", refresh);
 addEventListener("online", refresh);
 refresh();
