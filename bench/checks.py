@@ -82,6 +82,14 @@ def evaluate(results: dict[str, Any]) -> list[Check]:
         vs_baseline("mixed"),
     )
 
+    add(
+        f"{largest} clients at saturation, each also sending `read` every 2 s: ≥ 50% of the baseline's deliveries/s",
+        lambda name: _vs_baseline(
+            _run(results, name, "reads", "saturation", largest),
+            _run(results, "baseline", "fanout", "saturation", largest),
+        ),
+    )
+
     base_rate = _run(results, "baseline", "fanout", rate_label, largest)
 
     def p99(name: str) -> tuple[str, bool | None]:

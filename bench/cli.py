@@ -24,7 +24,9 @@ from .servers import ROOT, TARGETS, External, Server, Target, export_tree, snaps
 from .swarm import Swarm
 from .worker import MESSAGE
 
-ALL_SCENARIOS = ["connect", "join", "fanout", "mixed", "rooms", "ingest", "slow"]
+ALL_SCENARIOS = ["connect", "join", "fanout", "mixed", "reads", "rooms", "ingest", "slow"]
+# How often each client of the reads scenario sends ``read``: the room page's most.
+READ_EVERY_SECONDS = 2.0
 
 
 @dataclass
@@ -152,6 +154,31 @@ def _fanout(
     return {"runs": runs, "profile": profile}
 
 
+def _reads(ctx: Context, plan: Plan) -> dict[str, Any]:
+    """The message-only fan-out at the largest size, with every client also sending ``read`` every
+    READ_EVERY_SECONDS with the highest seq it has: what read markers cost the room. Compared with the
+    baseline's plain fan-out (a bare broadcast has no read markers to keep)."""
+    rooms = Rooms(ctx, "reads", 1, plan.senders)
+    try:
+        rooms.grow(max(plan.clients))
+        saturation = [
+            rooms.run(label="saturation", duration=plan.duration, window=plan.window, read_every=READ_EVERY_SECONDS)
+            for _ in range(plan.repeats)
+        ]
+        runs = [
+            _best(saturation),
+            rooms.run(
+                label=f"{plan.rate:g} msg/s",
+                duration=plan.rate_duration,
+                rate=plan.rate,
+                read_every=READ_EVERY_SECONDS,
+            ),
+        ]
+    finally:
+        rooms.close()
+    return {"runs": runs, "read_every": READ_EVERY_SECONDS}
+
+
 def _rooms(ctx: Context, plan: Plan) -> dict[str, Any]:
     rooms = Rooms(ctx, "rooms", plan.rooms, 1)
     try:
@@ -206,6 +233,8 @@ def _run_target(server: Server, swarm: Swarm, plan: Plan, run_dir: Path, save: A
     }
     ctx = Context(server, swarm, tag=secrets.token_hex(3))
     wanted = [name for name in plan.scenarios if name in (target.scenarios or ALL_SCENARIOS)]
+    if not target.persists:  # no read markers to measure
+        wanted = [name for name in wanted if name != "reads"]
     for name in wanted:
         started = time.monotonic()
         print(f"  {target.name}: {name} ...", flush=True)
@@ -217,6 +246,8 @@ def _run_target(server: Server, swarm: Swarm, plan: Plan, run_dir: Path, save: A
             result = _fanout(ctx, plan, target, run_dir)
         elif name == "mixed":
             result = _fanout(ctx, plan, target, run_dir, "mixed", tuple(plan.mix))
+        elif name == "reads":
+            result = _reads(ctx, plan)
         elif name == "rooms":
             result = _rooms(ctx, plan)
         elif name == "slow":

@@ -19,9 +19,15 @@ def _runs(results: dict[str, Any], scenario: str) -> list[tuple[str, dict[str, A
     return found
 
 
+# A scenario the baseline does not run is compared with the baseline's run of another: read markers cost a bare
+# broadcast nothing, so the reads scenario's baseline is its plain fan-out.
+_BASELINE_SCENARIO = {"reads": "fanout"}
+
+
 def _baseline_of(results: dict[str, Any], scenario: str, run: dict[str, Any]) -> dict[str, Any] | None:
-    for name, other in _runs(results, scenario):
-        if name == "baseline" and other["label"] == run["label"] and other["params"] == run["params"]:
+    wanted = {**run["params"], "read_every": 0.0}
+    for name, other in _runs(results, _BASELINE_SCENARIO.get(scenario, scenario)):
+        if name == "baseline" and other["label"] == run["label"] and {**other["params"], "read_every": 0.0} == wanted:
             return other
     return None
 
@@ -276,6 +282,22 @@ def _mixed_section(results: dict[str, Any]) -> list[str]:
     return [*lines, "", *_traffic_table(results, "mixed", sent="entries")]
 
 
+def _reads_section(results: dict[str, Any]) -> list[str]:
+    if not _runs(results, "reads"):
+        return ["Not run."]
+    lines = [
+        "The message-only fan-out's room at its largest size, with every client (senders and receivers) also "
+        "sending `read` with the highest seq it has, every 2 s at its own phase, as the room page does while it "
+        "shows the newest messages: each moves the client's read marker, which is stored and sent back to that "
+        f"client. *{TIMES} baseline* compares with the baseline's plain fan-out (it keeps no read markers). Read "
+        "frames sent per second, over the run:",
+        "",
+    ]
+    for name, run in _runs(results, "reads"):
+        lines.append(f"- {name}, {run['label']}: {run.get('reads_per_s', 0):,.0f} reads/s.")
+    return [*lines, "", *_traffic_table(results, "reads")]
+
+
 def _ingest_notes(results: dict[str, Any]) -> list[str]:
     lines = []
     for name, target in results["targets"].items():
@@ -354,6 +376,7 @@ def write(results: dict[str, Any], output: Path, plots_from: Path | None = None)
     lines += _traffic_table(results, "fanout")
     lines += ["", f"![throughput]({throughput_png.name})", "", f"![latency CDF]({cdf_png.name})"]
     lines += ["", "## Fan-out: mixed entries", "", *_mixed_section(results)]
+    lines += ["", "## Fan-out with read markers", "", *_reads_section(results)]
     lines += [
         "",
         "## Many small rooms",

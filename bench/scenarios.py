@@ -179,10 +179,11 @@ class Rooms:
         heal: bool | None = None,
         heal_budget: float = 30,
         quiet: bool = True,
+        read_every: float = 0.0,
     ) -> dict[str, Any]:
-        """Send ``rate`` messages/s per room, or with ``window`` messages in flight per sender, for ``duration`` s;
-        drain; heal the gaps by ``history`` (by default when the server keeps a log: chatsite); return the
-        figures of the run."""
+        """Send ``rate`` messages/s per room, or with ``window`` messages in flight per sender, for ``duration`` s
+        (every client also sending ``read`` every ``read_every`` s, if given); drain; heal the gaps by ``history``
+        (by default when the server keeps a log: chatsite); return the figures of the run."""
         ctx, started = self.ctx, time.monotonic()
         if heal is None:
             heal = ctx.server.target.persists
@@ -202,6 +203,7 @@ class Rooms:
             "ack_wait": 10.0,
             "base_seq": dict(self.final),
             "mix": list(self.mix),
+            "read_every": read_every,
         }
         ctx.swarm.send([dict(run) for _ in range(len(ctx.swarm))])
         _sleep_until(start + warmup)
@@ -248,10 +250,13 @@ class Rooms:
                 "rate": rate,
                 "window": window,
                 "window_on": window_on,
+                "read_every": read_every,
             },
             "connections": self.connections,
             "sent": sum(r["sent"] for r in runs),
             "kinds": _sum_counts(r["kinds"] for r in runs),  # entries sent, by kind
+            "reads_sent": sum(r.get("reads_sent", 0) for r in runs),
+            "reads_per_s": sum(r.get("reads_sent", 0) for r in runs) / duration,
             "acked": sum(r["acked"] for r in runs),
             "unacked": sum(r["unacked"] for r in runs),
             "msgs_per_s": sum(s["acked_in_window"] for s in stats) / span,

@@ -153,6 +153,7 @@ class Worker:
         self.untimed: list[tuple[str, int, int]] = []  # (room, seq, arrival ns) of reactions delivered here
         self.cpu_marks: list[float] = []
         self.last_sent_ns = 0
+        self.reads_sent = 0  # read frames sent (op_run's read_every)
 
     # Frames in.
 
@@ -398,6 +399,21 @@ class Worker:
             due += interval
             sent += 1
 
+    async def _read_every(self, link: Link, begin: float, end: float, every: float) -> None:
+        """Send ``read`` with the highest seq seen every ``every`` s, each link at its own phase."""
+        loop = asyncio.get_running_loop()
+        due = begin + random.random() * every  # noqa: S311 - spreads a load's phases, not a secret
+        while due < end:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if link.ws is None:
+                return
+            try:
+                await link.ws.send(f'{{"type":"read","seq":{link.last}}}')
+            except ConnectionClosed:
+                return
+            self.reads_sent += 1
+            due += every
+
     async def _send_in_window(self, link: Link, begin: float, end: float, stale_ns: int) -> None:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, begin - loop.time()))
@@ -429,10 +445,12 @@ class Worker:
         count: int = 0,
         body_bytes: int = 0,
         mix: list[str] | None = None,
+        read_every: float = 0.0,
     ) -> dict[str, Any]:
         """Send from every sender link: ``rate`` entries/s each (``count`` at most, if given), or as fast as a
         window of ``window`` allows; bodies padded to ``body_bytes``; each sender's entries of the kinds ``mix``
-        lists in turn (by default messages only)."""
+        lists in turn (by default messages only). With ``read_every``, every link, receivers too, also says it
+        has read the room up to the highest seq it has, every ``read_every`` s (a page's read marker)."""
         loop = asyncio.get_running_loop()
         self.reset()
         self.capacity, self.window_on, self.body_bytes = window, window_on, body_bytes
@@ -458,6 +476,8 @@ class Worker:
                 interval = 1 / rate
                 phase = interval * ((link.sid or 0) % spread) / spread
                 jobs.append(self._send_at_rate(link, begin + phase, end, interval, count))
+        if read_every:
+            jobs += [self._read_every(link, begin, end, read_every) for link in self.links]
         await asyncio.gather(*jobs)
         deadline = loop.time() + ack_wait
         while any(link.unacked for link in senders) and loop.time() < deadline:
@@ -470,6 +490,7 @@ class Worker:
             "last_sent": self.last_sent_ns / 1e9,
             "kinds": dict(self.kinds),
             "stamps": self.stamps,
+            "reads_sent": self.reads_sent,
         }
 
     def op_progress(self, final_seq: dict[str, int]) -> dict[str, Any]:
