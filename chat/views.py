@@ -7,6 +7,7 @@ from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -83,6 +84,8 @@ def mentions(request: HttpRequest) -> HttpResponse:
     if identity is None:
         return redirect(f"{settings.LOGIN_URL}?next={request.path}")
     found = selectors.mentions_of(name=identity.name, limit=MENTIONS_LISTED)
+    for message in found:
+        message["when"] = parse_datetime(message["sent_at"])  # for the template's date filter
     return render(request, "chat/mentions.html", {"identity": identity, "mentions": found})
 
 

@@ -155,3 +155,14 @@ class UnreadInChromiumTests(BrowserTestCase):
         self.open_room("asking", browser)
         self.assertEqual(self.script(browser, "return Notification.permission"), "default")
         self.assertTrue(browser.find_element(By.ID, "notify-me").is_displayed())
+
+    def test_a_link_from_the_mentions_page_opens_the_room_at_that_message(self) -> None:
+        target = self.post("far", "way back, @ada")
+        for index in range(80):
+            self.post("far", f"later {index}")
+        browser = self.log_in(self.open_browser())
+        browser.get(f"{self.live_server_url}/mentions/")
+        browser.find_element(By.CSS_SELECTOR, ".mention-link").click()
+        self.wait_for_status(browser, "Connected")
+        focused = "return document.activeElement?.dataset?.seq"
+        self.wait_until(browser, lambda: self.script(browser, focused) == str(target), "the mentioned message shown")

@@ -479,3 +479,27 @@ class RoomsJsonCountsTests(TestCase):
         Room.objects.create(name="busy", last_activity=timezone.now() + timedelta(hours=1))
         names = [r["name"] for r in self.client.get(reverse("chat:rooms_json")).json()["rooms"]]
         self.assertEqual(names, ["general", "busy"])
+
+
+class MentionsPageTests(TestCase):
+    def setUp(self):
+        self.room = Room.objects.create(name="general")
+        self.grace = make_user("grace")
+        self.client.force_login(self.grace)
+
+    def test_the_mentions_page_lists_messages_that_mention_you_newest_first_linking_to_each(self):
+        first = message_create(room=self.room, author="bob", body="hi @grace").message
+        message_create(room=self.room, author="bob", body="nothing here")
+        second = message_create(room=self.room, author="bob", body="again @Grace").message
+        response = self.client.get(reverse("chat:mentions"))
+        body = response.content.decode()
+        self.assertLess(body.index("again @Grace"), body.index("hi @grace"))
+        self.assertNotIn("nothing here", body)
+        self.assertIn(f'href="/chat/general/#seq-{first.seq}"', body)
+        self.assertIn(f'href="/chat/general/#seq-{second.seq}"', body)
+
+    def test_a_mention_edited_away_is_not_listed(self):
+        bob = Identity(name="bob", user=make_user("bob"))
+        message = message_create(room=self.room, author="bob", user=bob.user, body="hi @grace").message
+        entry_create(change(room=self.room, identity=bob, kind=Kind.EDIT, target=message.seq, body="hi all"))
+        self.assertNotContains(self.client.get(reverse("chat:mentions")), "hi @grace")

@@ -123,11 +123,7 @@ function handleFrame(frame) {
       people.reset(frame.online, you);
       timeline.hello(frame.last_seq);
       unread.hello(you, frame.last_read ?? 0);
-      if (revealOnOpen) {
-        unread.jumping = false;
-        conversation.jump(Number(revealOnOpen));
-        revealOnOpen = undefined;
-      }
+      if (revealOnOpen) unread.jumping = false; // the message linked to, not the first unread
       outbox.connect();
       // Answered after the backlog: its last_seq then shows anything committed that the backlog missed.
       connection.ping();
@@ -160,6 +156,9 @@ function handleFrame(frame) {
       list.checkTop();
       unread.maybeRead(timeline.through);
       unread.backlogIn();
+      // The backlog is in: the linked message is there, or older pages are loaded until it is.
+      if (revealOnOpen) conversation.jump(Number(revealOnOpen));
+      revealOnOpen = undefined;
       break;
     case "join":
       people.joined(frame.user);
