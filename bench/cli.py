@@ -224,13 +224,17 @@ def _ingest(ctx: Context, plan: Plan, run_dir: Path) -> dict[str, Any]:
     return {"runs": runs, "profile": profile, "acked": acked, "stored": ctx.server.count_messages(f"ingest-{ctx.tag}-")}
 
 
-def _run_target(server: Server, swarm: Swarm, plan: Plan, run_dir: Path, save: Any) -> dict[str, Any]:
+def _run_target(
+    server: Server, swarm: Swarm, plan: Plan, run_dir: Path, save: Any, entry: dict[str, Any]
+) -> dict[str, Any]:
+    """Run the plan's scenarios against one server, each saved into ``entry`` as it ends: a scenario that fails
+    costs the target that scenario and the ones after it, not the ones it already finished."""
     target = server.target
-    entry: dict[str, Any] = {
-        "label": target.label,
-        "scenarios": {},
-        "command": server.command() if server.process is not None or target.url is None else None,
-    }
+    entry.update(
+        label=target.label,
+        scenarios={},
+        command=server.command() if server.process is not None or target.url is None else None,
+    )
     ctx = Context(server, swarm, tag=secrets.token_hex(3))
     wanted = [name for name in plan.scenarios if name in (target.scenarios or ALL_SCENARIOS)]
     if not target.persists:  # no read markers to measure
@@ -387,10 +391,11 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             print(f"{name}: {server.target.label}", flush=True)
             try:
+                entry: dict[str, Any] = {"label": server.target.label, "scenarios": {}}
+                results["targets"][name] = entry
                 server.start()
-                results["targets"][name] = _run_target(server, swarm, plan, run_dir, save)
+                _run_target(server, swarm, plan, run_dir, save, entry)
             except Exception:
-                results["targets"].setdefault(name, {"label": server.target.label, "scenarios": {}})
                 results["targets"][name]["error"] = traceback.format_exc()
                 print(f"{name} failed; see {path.relative_to(ROOT)} and {server.log_path}", file=sys.stderr)
                 # A worker that failed mid-command may hold half a run: start the next target with fresh ones.
