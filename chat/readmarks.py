@@ -72,7 +72,7 @@ _astore_marks = database_sync_to_async(store_marks)
 
 
 class MarkWriter:
-    """Stores the marks that arrive while a commit runs together, in the next one."""
+    """Stores marks in batches: those that arrive within GATHER_SECONDS, or while a commit runs, go into one."""
 
     def __init__(self) -> None:
         self.waiting: list[tuple[Mark, asyncio.Future[int | None]]] = []

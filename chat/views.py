@@ -19,7 +19,6 @@ from .models import Room
 from .protocol import iso_utc
 from .rooms import normalize_room_name
 from .services import room_get_or_create
-from .store import who
 
 LOBBY_ROOMS = 100
 # How often an open lobby asks rooms_json for fresh counts: a read on another device shows within this.
@@ -35,7 +34,7 @@ def _lobby_rooms(identity: Identity | None) -> list[Room]:
     counts = presence.online_counts()
     unread = {}
     if identity is not None:
-        unread = selectors.unread_counts(rooms, who=who(identity.user, identity.guest_id), name=identity.name)
+        unread = selectors.unread_counts(rooms, identity)
     for room in rooms:
         room.online = counts.get(room.pk, 0)  # type: ignore[attr-defined]
         room.unread, room.mentions = unread.get(room.pk, (0, 0))  # type: ignore[attr-defined]

@@ -106,7 +106,7 @@ class EditAndDeleteTests(MentionTestCase):
 
 class UnreadCountTests(MentionTestCase):
     def counts(self, identity: Identity) -> tuple[int, int]:
-        found = selectors.unread_counts([self.room], who=who(identity.user, identity.guest_id), name=identity.name)
+        found = selectors.unread_counts([self.room], identity)
         return found[self.room.pk]
 
     def test_everything_others_wrote_is_unread_for_someone_who_never_read(self):
