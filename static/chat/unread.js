@@ -151,7 +151,9 @@ export class Unread {
     if (this.dividerSeq !== null) {
       this.jumping = false;
       this.list.pinned = false;
-      this.divider.scrollIntoView({ block: "start" });
+      // The scroller alone: scrollIntoView would scroll the page too, and hide the room's header.
+      const scroller = this.list.scroller;
+      scroller.scrollTop += this.divider.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
       this.jumpButton.hidden = true;
     } else if (order.length > 0 && (order[0] <= this.openedAt || !this.canLoadOlder())) {
       this.jumping = false; // all loaded from the marker on, and none of it is someone else's
