@@ -39,7 +39,10 @@ async def read(room: Room, *, after: int, joined_at: float) -> Page:
     (time.monotonic()); a share of a read already in flight when one fits."""
     loop = asyncio.get_running_loop()
     for flight in _in_flight.get(room.pk, ()):
-        if flight.after > after or flight.began < joined_at or flight.task.get_loop() is not loop:
+        # A finished read waits on the list for its done-callback; its page may predate what this socket missed,
+        # and awaiting a done task does not yield, so a catch-up that took it could loop without ever letting
+        # the callback run.
+        if flight.task.done() or flight.after > after or flight.began < joined_at or flight.task.get_loop() is not loop:
             continue
         entries, last_seq, complete = await asyncio.shield(flight.task)
         rest = entries[bisect.bisect_right(entries, after, key=lambda entry: entry[0]) :]

@@ -95,3 +95,21 @@ class SharedCatchUpTests(ChatTransactionTestCase):
         self.read_alone(0)
         post(self.room, "after the read")
         self.assertEqual(page_seqs(self.read_alone(10)), [11])
+
+    def test_a_read_that_has_finished_is_not_shared_while_it_is_still_listed(self):
+        # A read's task is done a moment before its done-callback takes it off the list, and awaiting a done task
+        # does not yield: a socket that took its (complete, older) page there looped in its catch-up without ever
+        # letting the callback run, and the process stopped serving anyone (seen in make soak's burst).
+        async def in_the_window() -> Page:
+            page = await catchup._read(self.room, 0)
+            finished = asyncio.get_running_loop().create_task(asyncio.sleep(0, result=page))
+            await finished
+            catchup._in_flight[self.room.pk] = [catchup._Read(0, time.monotonic(), finished)]
+            post_later = asyncio.to_thread(post, self.room, "after the read")
+            await post_later
+            try:
+                return await asyncio.wait_for(catchup.read(self.room, after=10, joined_at=0.0), 5)
+            finally:
+                catchup._in_flight.pop(self.room.pk, None)
+
+        self.assertEqual(page_seqs(async_to_sync(in_the_window)()), [11])
