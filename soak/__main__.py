@@ -281,6 +281,12 @@ async def run(args: argparse.Namespace, soak_url: str) -> dict[str, Any]:
         }
         results["bounds"] = bounds
         return results
+    except AssertionError:
+        # What CI prints is all there is of a failed run: say how each server was doing before they stop.
+        for server in servers:
+            print(f"{server.url}: /healthz {oracle.health(server)}; log tail:", flush=True)
+            print("\n".join(server.log().splitlines()[-20:]), flush=True)
+        raise
     finally:
         stop.set()
         await asyncio.gather(*keepers, return_exceptions=True)

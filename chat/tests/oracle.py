@@ -398,7 +398,9 @@ async def settle(
             return
         if loop.time() > deadline:
             detail = ", ".join(
-                f"{c.you or '?'}(connected={c.connected}, view={len(c.view)}/{last[c.room]}, outbox={len(c.outbox)})"
+                f"{c.you or '?'}(connected={c.connected}, view={len(c.view)}/{last[c.room]}, outbox={len(c.outbox)}, "
+                f"connections={c.connections}, close codes {c.close_codes[-3:]}, reader failures "
+                f"{c.reader_failures[-1:]}, connect errors {getattr(c, 'connect_errors', [])[-1:]})"
                 for c in behind[:10]
             )
             raise AssertionError(f"timed out after {timeout}s waiting for {what}: {detail}")

@@ -146,6 +146,7 @@ class ChatClient:
         self.reply_mismatches: list[tuple[Request | None, dict[str, Any]]] = []
         self.errors: list[dict[str, Any]] = []
         self.close_codes: list[int | None] = []
+        self.reader_failures: list[str] = []  # exceptions that ended a reader other than the socket closing
         self.online: set[str] = set()
         self.last_read = 0  # the read marker: hello's last_read, then each read frame's seq
         self.reads: list[int] = []  # the seq of every read frame received
@@ -297,6 +298,10 @@ class ChatClient:
                 await self._handle(frame)
         except ConnectionClosed:
             pass
+        except Exception as exc:
+            # A frame this client could not take: kept, so that a test failing on "not connected" says why.
+            self.reader_failures.append(repr(exc))
+            raise
         finally:
             self.close_codes.append(socket.close_code)
 
