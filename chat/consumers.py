@@ -48,6 +48,8 @@ class ChatConsumer(FanoutConsumer):
     # Whether this socket counts against its address's and user's caps, and whether it has a presence row.
     counted = False
     present = False
+    # The newest read marker of this person in this room that the socket was told: hello's, then each read event's.
+    marker = 0
 
     async def connect(self) -> None:
         # Accepted first, so that a refusal reaches the page as a close code rather than a failed handshake.
@@ -102,6 +104,7 @@ class ChatConsumer(FanoutConsumer):
         self.present = True
         messages, last_seq = await selectors.backlog(room, after=after)
         last_read = await database_sync_to_async(readmarks.last_read)(room, self.person)
+        self.marker = max(self.marker, last_read)
         if after is not None:
             metrics.RESUMES.inc()
         self.sent_through = last_seq
@@ -231,7 +234,10 @@ class ChatConsumer(FanoutConsumer):
         await self.send_live(event)
 
     async def chat_read(self, event: dict[str, Any]) -> None:
-        await self.send_live(event)  # the fan-out sends it only to this person's sockets
+        # The fan-out sends it only to this person's sockets. Markers only move forward: the newest one told is
+        # the stored one, and what a socket that skipped it is sent once it has caught up (own_missed).
+        self.marker = max(self.marker, event["marker"])
+        await self.send_live(event)
 
     async def chat_presence(self, event: dict[str, Any]) -> None:
         # A person's own tabs are not told about their own join, leave or typing.
@@ -248,14 +254,18 @@ class ChatConsumer(FanoutConsumer):
     async def presence_missed(self) -> None:
         if self.room is None:
             return
-        room, person = self.room, self.person
-        # A read marker's frame may have been skipped with them: the stored one sets it right. One thread hop.
-        online, last_read = await database_sync_to_async(
-            lambda: (presence.online_names(room), readmarks.last_read(room, person))
-        )()
+        online = await database_sync_to_async(presence.online_names)(self.room)
         await self.send(text_data=protocol.encode(protocol.online(online=online)))
-        if last_read:
-            await self.send(text_data=protocol.encode(protocol.read(room=self.room.name, seq=last_read)))
+
+    async def own_missed(self, *, stale: bool) -> None:
+        # A skipped read frame costs no query: the socket was told its seq. Only a layer that lost events (stale)
+        # may have lost one, and then the stored marker sets it right.
+        if self.room is None:
+            return
+        if stale:
+            self.marker = max(self.marker, await database_sync_to_async(readmarks.last_read)(self.room, self.person))
+        if self.marker:
+            await self.send(text_data=protocol.encode(protocol.read(room=self.room.name, seq=self.marker)))
 
 
 class RefusingConsumer(FanoutConsumer):

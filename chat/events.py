@@ -32,4 +32,9 @@ def presence_event(kind: protocol.PresenceKind, user: str) -> dict[str, Any]:
 
 def read_event(room: str, person: str, seq: int) -> dict[str, Any]:
     """The person's marker in the room moved to ``seq``: for every socket of theirs in the room."""
-    return {"type": READ_EVENT, "person": person, "text": protocol.encode(protocol.read(room=room, seq=seq))}
+    return {
+        "type": READ_EVENT,
+        "person": person,
+        "marker": seq,  # so that a socket that skips the frame can send the newest it was told once caught up
+        "text": protocol.encode(protocol.read(room=room, seq=seq)),
+    }

@@ -64,7 +64,8 @@ class FanoutConsumer(AsyncWebsocketConsumer):
       database work runs through database_sync_to_async, which closes stale connections in its own thread.
 
     Handlers of live events must not wait for the socket: they call ``send_live``. Subclasses say what a
-    catch-up reads (``read_log``) and what to send when presence frames were skipped (``presence_missed``).
+    catch-up reads (``read_log``) and what to send when presence frames were skipped (``presence_missed``) or
+    frames for this person alone (``own_missed``).
     """
 
     # No layer groups of its own (AsyncWebsocketConsumer would give each socket a new list): see join().
@@ -82,6 +83,9 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         self.ahead: set[int] | None = None  # seqs above sent_through handed to it too (out of order, live)
         self.missed_through = 0  # the highest seq the fan-out skipped while this socket was not live
         self.missed_presence = False
+        # A frame for this person alone (a read marker) was skipped; the layer may have lost one (``own_stale``).
+        self.missed_own = False
+        self.own_stale = False
         self.stale = False  # the layer lost events: read the log once even if no skipped seq is known
         self.outbox: deque[tuple[dict[str, Any], int]] | None = None  # made on first use: idle sockets hold none
         self.outbox_bytes = 0
@@ -161,14 +165,15 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         seq = event.get("seq", 0)
         if seq and (seq <= self.sent_through or (self.ahead is not None and seq in self.ahead)):
             return  # already sent, from the log or live
+        own = "person" in event
         if not self.live or self.close_sent:
-            self._missed(seq)
+            self._missed(seq, own=own)
             return
         size = event["size"]
         outlet = self.outlet
         held = self.outbox_bytes + (outlet.buffered() if outlet is not None else 0)
         if held + size > self.bound:
-            self._fall_behind(seq)
+            self._fall_behind(seq, own=own)
             return
         if seq:
             self._sent(seq)
@@ -180,6 +185,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
     def resync(self) -> None:
         """The layer lost events for a while: whatever they were is in the log, so catch up from it."""
         self.stale = True
+        self.missed_presence = self.missed_own = self.own_stale = True
         if self.live:
             self._fall_behind(0, slow=False)
 
@@ -207,9 +213,11 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         remaining = {seq for seq in ahead if seq > self.sent_through}
         self.ahead = remaining or None
 
-    def _missed(self, seq: int) -> None:
+    def _missed(self, seq: int, *, own: bool = False) -> None:
         if seq:
             self.missed_through = max(self.missed_through, seq)
+        elif own:
+            self.missed_own = True
         else:
             self.missed_presence = True
 
@@ -224,9 +232,9 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         if self.writer is None:
             self.writer = asyncio.get_running_loop().create_task(self._write())
 
-    def _fall_behind(self, seq: int, *, slow: bool = True) -> None:
+    def _fall_behind(self, seq: int, *, slow: bool = True, own: bool = False) -> None:
         self.live = False
-        self._missed(seq)
+        self._missed(seq, own=own)
         if self.behind_since is None:
             self.behind_since = time.monotonic()
             loop = asyncio.get_running_loop()
@@ -289,6 +297,12 @@ class FanoutConsumer(AsyncWebsocketConsumer):
                 self.missed_presence = False
                 await self.drained()
                 await self.presence_missed()
+                continue
+            if self.missed_own:
+                self.missed_own = False
+                stale, self.own_stale = self.own_stale, False
+                await self.drained()
+                await self.own_missed(stale=stale)
                 continue
             break
         self.live = True
@@ -368,3 +382,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
 
     async def presence_missed(self) -> None:
         """Called, caught up, when presence frames were skipped: send what the client needs to set it right."""
+
+    async def own_missed(self, *, stale: bool) -> None:
+        """Called, caught up, when frames for this person alone were skipped (``stale``: the layer may have lost
+        some, so what this socket was told is not enough): send what sets them right."""

@@ -2,6 +2,7 @@
 
 from asgiref.sync import sync_to_async
 
+from chat.fanout import hub
 from chat.models import ReadMarker
 
 from .test_consumers import ConsumerTestCase, Socket
@@ -72,6 +73,18 @@ class ReadMarkerTests(ConsumerTestCase):
         await ada.communicator.disconnect()
         again = await self.open("lobby", cookie=cookie)
         self.assertEqual(again.hello["last_read"], 3)
+
+    async def test_a_socket_whose_layer_lost_events_is_sent_the_stored_marker_once_caught_up(self) -> None:
+        cookie = await self.login_cookie("ada")
+        ada = await self.open("lobby", cookie=cookie)
+        await self.say(ada, 3)
+        await self.read(ada, 2)
+        await ada.receive_type("read")
+        # Moved on another process whose broadcast this one never got: only the store knows.
+        await sync_to_async(ReadMarker.objects.update)(seq=3)
+        for member in list(hub.rooms["lobby"].members.values()):
+            member.resync()
+        self.assertEqual(await ada.receive_type("read"), {"type": "read", "room": "lobby", "seq": 3})
 
     async def test_markers_are_per_room(self) -> None:
         cookie = await self.login_cookie("ada")
