@@ -254,7 +254,7 @@ class ChatConsumer(FanoutConsumer):
     async def presence_missed(self) -> None:
         if self.room is None:
             return
-        online = await database_sync_to_async(presence.online_names)(self.room)
+        online = await presence.online_names_since(self.room, since=self.missed_presence_at)
         await self.send(text_data=protocol.encode(protocol.online(online=online)))
 
     async def own_missed(self, *, stale: bool) -> None:

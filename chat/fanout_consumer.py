@@ -83,6 +83,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         self.ahead: set[int] | None = None  # seqs above sent_through handed to it too (out of order, live)
         self.missed_through = 0  # the highest seq the fan-out skipped while this socket was not live
         self.missed_presence = False
+        self.missed_presence_at = 0.0  # time.monotonic() of the latest presence frame skipped
         # A frame for this person alone (a read marker) was skipped; the layer may have lost one (``own_stale``).
         self.missed_own = False
         self.own_stale = False
@@ -186,6 +187,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         """The layer lost events for a while: whatever they were is in the log, so catch up from it."""
         self.stale = True
         self.missed_presence = self.missed_own = self.own_stale = True
+        self.missed_presence_at = time.monotonic()
         if self.live:
             self._fall_behind(0, slow=False)
 
@@ -220,6 +222,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
             self.missed_own = True
         else:
             self.missed_presence = True
+            self.missed_presence_at = time.monotonic()
 
     def _queue(self, frame: dict[str, Any], size: int) -> None:
         if self.outbox is None:
@@ -381,7 +384,8 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     async def presence_missed(self) -> None:
-        """Called, caught up, when presence frames were skipped: send what the client needs to set it right."""
+        """Called, caught up, when presence frames were skipped (the latest at ``missed_presence_at``): send what
+        the client needs to set it right."""
 
     async def own_missed(self, *, stale: bool) -> None:
         """Called, caught up, when frames for this person alone were skipped (``stale``: the layer may have lost

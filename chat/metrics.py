@@ -27,6 +27,11 @@ CATCH_UP_READS = Counter(
     "Catch-ups of sockets behind: reads of the log (shared=no) and shares of a read in flight (shared=yes).",
     ["shared"],
 )
+ONLINE_READS = Counter(
+    "chat_online_reads",
+    "Online lists read for sockets that skipped presence frames: reads (shared=no) and shares (shared=yes).",
+    ["shared"],
+)
 HISTORY_REQUESTS = Counter("chat_history_requests", "History pages served.")
 RATE_LIMITED = Counter("chat_rate_limited_frames", "Frames refused by the per-connection rate limit.")
 SOCKETS_BEHIND = Gauge(

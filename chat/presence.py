@@ -5,6 +5,8 @@ own sockets (chat.heartbeat); a row not refreshed within CHAT_PRESENCE_TTL_SECON
 without saying goodbye: it no longer counts, and the next sweep removes it and announces the leave.
 """
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +16,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from . import metrics
 from .models import Presence, Room
 
 
@@ -33,6 +36,42 @@ def _fresh_since() -> datetime:
 def online_names(room: Room) -> list[str]:
     names = Presence.objects.filter(room=room, seen__gte=_fresh_since()).values_list("name", flat=True)
     return sorted(set(names))
+
+
+# Room pk -> (time.monotonic() it began, the task) of the newest online-list read in flight on this process.
+_reads: dict[int, tuple[float, "asyncio.Task[list[str]]"]] = {}
+
+
+async def online_names_since(room: Room, *, since: float) -> list[str]:
+    """The room's online list, read after ``since`` (time.monotonic()): a share of the read in flight if it began
+    then or later, else a new one.
+
+    Every socket that skipped presence frames while behind asks for the list once it catches up. Each presence
+    event is broadcast after its commit, so a read begun after the socket got the event sees it; without sharing,
+    500 sockets joining one room at once made a quadratic storm of these reads (each join, every socket still
+    catching up), and the database thread did nothing else (py-spy, make bench's reads scenario).
+    """
+    loop = asyncio.get_running_loop()
+    current = _reads.get(room.pk)
+    if current is not None:
+        began, task = current
+        if began >= since and not task.done() and task.get_loop() is loop:
+            metrics.ONLINE_READS.labels(shared="yes").inc()
+            return list(await asyncio.shield(task))
+    metrics.ONLINE_READS.labels(shared="no").inc()
+    task = loop.create_task(database_sync_to_async(online_names)(room))
+    _reads[room.pk] = (time.monotonic(), task)
+    task.add_done_callback(lambda done: _forget(room.pk, done))
+    # Shielded: a socket that goes away mid-read must not cancel it for those sharing it.
+    return list(await asyncio.shield(task))
+
+
+def _forget(room_pk: int, task: "asyncio.Task[list[str]]") -> None:
+    current = _reads.get(room_pk)
+    if current is not None and current[1] is task:
+        del _reads[room_pk]
+    if not task.cancelled():
+        task.exception()  # retrieved, so that a failed read nobody shared is not logged as never retrieved
 
 
 def online_counts() -> dict[int, int]:

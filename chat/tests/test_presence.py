@@ -1,9 +1,13 @@
 """Who is online: one row per socket, counted per name, with rows of dead processes expiring after a TTL."""
 
+import asyncio
+import time
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chat import presence
@@ -221,6 +225,35 @@ class OnlineNamesTests(PresenceTestCase):
         self.enter("c1", "ada")
         self.enter("c2", "bob", other)
         self.assertEqual((presence.online_names(self.room), presence.online_names(other)), (["ada"], ["bob"]))
+
+
+class SharedOnlineNamesTests(PresenceTestCase):
+    """online_names_since: the online list for sockets that skipped presence frames, one read for many."""
+
+    def reads_together(self, *since: float) -> tuple[list[list[str]], int]:
+        async def together() -> list[list[str]]:
+            return list(await asyncio.gather(*(presence.online_names_since(self.room, since=s) for s in since)))
+
+        with CaptureQueriesContext(connection) as queries:
+            lists = async_to_sync(together)()
+        return lists, len(queries)
+
+    def test_sockets_asking_together_share_one_read(self):
+        self.enter("c1", "ada")
+        lists, queries = self.reads_together(0.0, 0.0, 0.0)
+        self.assertEqual((lists, queries), ([["ada"]] * 3, 1))
+
+    def test_a_read_that_began_before_the_frame_a_socket_skipped_is_not_shared(self):
+        # Its answer may predate the change that frame announced.
+        self.enter("c1", "ada")
+        _, queries = self.reads_together(0.0, time.monotonic() + 60)
+        self.assertEqual(queries, 2)
+
+    def test_once_a_read_is_done_the_next_one_reads_again(self):
+        self.enter("c1", "ada")
+        self.reads_together(0.0)
+        self.enter("c2", "bob")
+        self.assertEqual(self.reads_together(0.0), ([["ada", "bob"]], 1))
 
 
 class OnlineCountsTests(PresenceTestCase):
