@@ -34,6 +34,12 @@ COUNT_NOTIFICATIONS = """
   window.Notification = Counted;
 })();
 """
+# The page as the browser reports a tab in the background, and back: a hidden tab of a headless browser cannot be
+# read without the driver switching to it, which shows it.
+SET_VISIBILITY = (
+    "Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => arguments[0]});"
+    " document.dispatchEvent(new Event('visibilitychange'));"
+)
 # [room, [its visible badges]] in page order (a list: an object's keys would come back sorted).
 BADGES = (
     "return [...document.querySelectorAll('#room-list .room-row')].map((row) => [row.dataset.room,"
@@ -148,6 +154,20 @@ class UnreadInChromiumTests(BrowserTestCase):
         self.send(bob, "and now it is read")  # both tabs have had the time to notify again, had they been going to
         self.wait_until(bob, lambda: "and now it is read" in self.bodies(bob), "bob's last message")
         self.assertEqual(self.script(browser, count), 1)
+
+    def test_while_the_tab_is_hidden_its_title_counts_the_unread_messages(self) -> None:
+        bob = self.open_room("counted")
+        browser = self.log_in(self.open_browser())
+        self.open_room("counted", browser)
+        browser.execute_script(SET_VISIBILITY, "hidden")
+        self.send(bob, "one")
+        self.send(bob, "two, @ada")
+        self.wait_until(browser, lambda: browser.title == "(2) #counted · chatsite", "the count in the title")
+
+        browser.execute_script(SET_VISIBILITY, "visible")
+
+        self.wait_until(browser, lambda: browser.title == "#counted · chatsite", "the title without the count")
+        self.wait_until(browser, lambda: self.read_seq("counted") == 2, "the marker moved once looked at")
 
     def test_notify_me_asks_for_permission_only_when_clicked(self) -> None:
         browser = self.log_in(self.open_browser())
