@@ -263,7 +263,8 @@ class ChatConsumer(FanoutConsumer):
         if self.room is None:
             return
         if stale:
-            self.marker = max(self.marker, await database_sync_to_async(readmarks.last_read)(self.room, self.person))
+            stored = await database_sync_to_async(readmarks.last_read)(self.room, self.person)
+            self.marker = max(self.marker, stored)  # after the await: a newer event may have come meanwhile
         if self.marker:
             await self.send(text_data=protocol.encode(protocol.read(room=self.room.name, seq=self.marker)))
 

@@ -283,7 +283,11 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         while True:
             if self.stale or self.missed_through > self.sent_through:
                 self.stale = False
-                entries, last_seq, complete = await self.read_log(after=self.sent_through)
+                try:
+                    entries, last_seq, complete = await self.read_log(after=self.sent_through)
+                except DatabaseError:
+                    self.stale = True  # still owed: the writer retries the catch-up
+                    raise
                 for seq, text in entries:
                     if self.ahead is None or seq not in self.ahead:
                         await self.drained()
@@ -299,13 +303,22 @@ class FanoutConsumer(AsyncWebsocketConsumer):
             if self.missed_presence:
                 self.missed_presence = False
                 await self.drained()
-                await self.presence_missed()
+                try:
+                    await self.presence_missed()
+                except DatabaseError:
+                    self.missed_presence = True
+                    raise
                 continue
             if self.missed_own:
                 self.missed_own = False
                 stale, self.own_stale = self.own_stale, False
                 await self.drained()
-                await self.own_missed(stale=stale)
+                try:
+                    await self.own_missed(stale=stale)
+                except DatabaseError:
+                    self.missed_own = True
+                    self.own_stale = self.own_stale or stale
+                    raise
                 continue
             break
         self.live = True

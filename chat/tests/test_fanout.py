@@ -6,11 +6,12 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
+from unittest import mock
 
 from django.db import OperationalError
 from django.test import SimpleTestCase, override_settings
 
-from chat import protocol
+from chat import fanout_consumer, protocol
 from chat.events import message_event, messages_event, presence_event, read_event
 from chat.fanout import Hub, RoomFanout
 from chat.fanout_consumer import MAX_AHEAD, FanoutConsumer
@@ -344,6 +345,30 @@ class OrderTests(FanoutTestCase):
             await eventually(lambda: member.live, what="the catch-up after the database came back")
         await self.publish(3)
         self.assertEqual(member.seqs(), [1, 2, 3])
+
+    async def test_a_database_error_while_setting_presence_and_marker_right_is_retried_until_they_are_sent(
+        self,
+    ) -> None:
+        # The flags were cleared before the read: a failed one left the socket live with a stale list and marker.
+        member = FakeMember(self.log)
+        own, calls = member.own_missed, []
+
+        async def flaky_own(*, stale: bool) -> None:
+            calls.append(stale)
+            if len(calls) == 1:
+                raise OperationalError("server closed the connection unexpectedly")
+            await own(stale=stale)
+
+        member.own_missed = flaky_own  # type: ignore[method-assign]
+        self.add(member)
+        # Retried well within the test's 1 s limit, which would otherwise close it as too slow first.
+        with (
+            mock.patch.object(fanout_consumer, "RETRY_SECONDS", 0.05),
+            self.assertLogs("chat.fanout_consumer", "WARNING"),
+        ):
+            member.resync()
+            await eventually(lambda: member.live, what="the resync after the database came back")
+        self.assertEqual(member.own_refreshes, [True])
 
 
 class JoiningTests(FanoutTestCase):
