@@ -1,5 +1,6 @@
 """The room socket: accept or refuse, decode, validate, dispatch to a service, encode the answer."""
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -9,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import catchup, heartbeat, metrics, presence, protocol, readmarks, selectors, services
+from . import access, catchup, heartbeat, metrics, presence, protocol, readmarks, selectors, services
 from .broadcast import LAYER_ERRORS, broadcast
 from .events import presence_event, read_event
 from .exceptions import ClientError, Refused
@@ -44,6 +45,9 @@ class ChatConsumer(FanoutConsumer):
 
     room: Room | None = None
     identity: Identity
+    # What the person may do here (chat.access), decided at connect and again when a moderation entry names them.
+    # Writes are decided again by the store, under the room's lock.
+    rights: access.Rights = access.NONE
     name = ""
     # Whether this socket counts against its address's and user's caps, and whether it has a presence row.
     counted = False
@@ -87,7 +91,8 @@ class ChatConsumer(FanoutConsumer):
         self.person = who(identity.user, identity.guest_id)
         self.opened = time.monotonic()
         self.bucket = TokenBucket(burst=settings.CHAT_RATE_LIMIT_BURST, per_second=settings.CHAT_RATE_LIMIT_PER_SECOND)
-        room = await database_sync_to_async(services.room_get_or_create)(name)
+        # Asked before the room's group is joined: nothing of a room the person may not read reaches them.
+        room, self.rights = await database_sync_to_async(services.room_for)(name, identity)
         # Joined before the backlog is read: what is committed after the read arrives live (or is caught up from
         # the log, see go_live), and what arrives both ways is dropped by seq. No gap, no duplicate.
         try:
@@ -168,7 +173,7 @@ class ChatConsumer(FanoutConsumer):
             )
             await self._handle(self.room, frame)
         except ClientError as exc:
-            await self.send_frame(protocol.error(code=exc.code, detail=exc.detail))
+            await self.send_frame(protocol.error(code=exc.code, detail=exc.detail, **exc.extra))
         except DatabaseError as exc:
             # Not the client's fault and not a bug to trace: the frame is answered, the socket stays open.
             logger.warning("room=%s: database unavailable: %r", self.room.name, exc)
@@ -180,6 +185,8 @@ class ChatConsumer(FanoutConsumer):
 
     async def _handle(self, room: Room, frame: protocol.ClientFrame) -> None:
         identity = self.identity
+        if not self.rights.read:  # never while open: a socket that loses it is closed (chat_message, read_log)
+            raise ClientError(protocol.FORBIDDEN, "You may not read this room.")
         match frame:
             case protocol.MessageFrame(body=body, client_id=client_id, reply_to=reply_to):
                 posted = await services.amessage_create(
@@ -200,6 +207,18 @@ class ChatConsumer(FanoutConsumer):
                 await self._change(
                     client_id, room=room, identity=identity, kind=Kind.REACTION, target=target, emoji=emoji, on=on
                 )
+            case protocol.ModerateFrame(action=action, user=user, seconds=seconds, client_id=client_id):
+                posted = await services.apost(
+                    services.moderation(
+                        room=room, identity=identity, action=action, subject=user, seconds=seconds, client_id=client_id
+                    )
+                )
+                await self.send_frame(protocol.ack(client_id=client_id, seq=posted.ack_seq))
+            case protocol.ReportFrame(target=target, reason=reason):
+                await database_sync_to_async(services.report)(
+                    room=room, identity=identity, target=target, reason=reason
+                )
+                await self.send_frame(protocol.ack(client_id=None, seq=None))
             case protocol.VersionsFrame(target=target):
                 found = await selectors.versions(room, target=target)
                 await self.send_frame(protocol.versions(target=target, versions=found))
@@ -231,7 +250,17 @@ class ChatConsumer(FanoutConsumer):
     # Handlers of the room's group events (chat.events), called by the process's fan-out.
 
     async def chat_message(self, event: dict[str, Any]) -> None:
+        if event.get("revokes") == self.person:
+            # A kick or ban of this person: nothing more from this room, on this socket or any other.
+            self._revoke()
+            return
         await self.send_live(event)
+
+    def _revoke(self) -> None:
+        self.rights = access.NONE
+        if not self.close_sent:
+            logger.info("revoked room=%s user=%s", self.room_name, self.name)
+            asyncio.get_running_loop().create_task(self.close(code=protocol.CLOSE_FORBIDDEN))
 
     async def chat_read(self, event: dict[str, Any]) -> None:
         # The fan-out sends it only to this person's sockets. Markers only move forward: the newest one told is
@@ -249,7 +278,14 @@ class ChatConsumer(FanoutConsumer):
     async def read_log(self, *, after: int) -> tuple[list[tuple[int, str]], int, bool]:
         if self.room is None:  # never: only a socket that joined a room is caught up
             return [], after, True
-        return await catchup.read(self.room, after=after, joined_at=self.joined_at)
+        entries, last_seq, complete = await catchup.read(self.room, after=after, joined_at=self.joined_at)
+        if any(_may_revoke(text, self.name) for _, text in entries):
+            # Its live event was lost (the layer is lossy) or came while this socket was behind: ask again.
+            self.rights = await database_sync_to_async(access.rights)(self.identity, self.room)
+            if not self.rights.read:
+                self._revoke()
+                return [], last_seq, True
+        return entries, last_seq, complete
 
     async def presence_missed(self) -> None:
         if self.room is None:
@@ -267,6 +303,15 @@ class ChatConsumer(FanoutConsumer):
             self.marker = max(self.marker, stored)  # after the await: a newer event may have come meanwhile
         if self.marker:
             await self.send(text_data=protocol.encode(protocol.read(room=self.room.name, seq=self.marker)))
+
+
+def _may_revoke(text: str, name: str) -> bool:
+    """Whether a log entry's frame may be a kick or ban of the person called ``name`` (names can repeat among
+    guests, so it only says when to ask chat.access again)."""
+    if '"type":"moderation"' not in text:
+        return False
+    frame = protocol.decode(text)
+    return frame.get("action") in ("kick", "ban") and frame.get("user") == name
 
 
 class RefusingConsumer(FanoutConsumer):

@@ -15,9 +15,13 @@ PRESENCE_EVENT = "chat.presence"  # a join, leave or typing of "user"
 READ_EVENT = "chat.read"  # a read marker that moved: only for the sockets of "person" (chat.store.who's key)
 
 
-def message_event(payload: dict[str, Any]) -> dict[str, Any]:
-    """The event of one stored message, from its frame (protocol.message)."""
-    return {"type": MESSAGE_EVENT, "seq": payload["seq"], "text": protocol.encode(payload)}
+def message_event(payload: dict[str, Any], *, revokes: str | None = None) -> dict[str, Any]:
+    """The event of one stored entry, from its frame (protocol.message). A kick or ban ``revokes`` one person's
+    access (chat.store.who's key): their sockets close on it instead of sending it."""
+    event = {"type": MESSAGE_EVENT, "seq": payload["seq"], "text": protocol.encode(payload)}
+    if revokes is not None:
+        event["revokes"] = revokes
+    return event
 
 
 def messages_event(events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -4,10 +4,12 @@
 class ClientError(Exception):
     """A frame or request that chatsite refuses, with a machine-readable ``code`` and a human ``detail``."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, **extra: object) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+        # More fields for the error frame: a mute's "until", slow mode's "retry_after".
+        self.extra = extra
 
 
 class Refused(Exception):

@@ -13,7 +13,7 @@ from .broadcast import broadcast
 from .events import message_event, messages_event
 from .exceptions import ClientError
 from .selectors import message_payload
-from .store import Change, Draft, Outcome, Posted, store_all
+from .store import Entry, Outcome, Posted, store_all
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +35,11 @@ class GroupCommit:
     """
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[Draft | Change, asyncio.Future[Posted]]] = []
+        self.waiting: list[tuple[Entry, asyncio.Future[Posted]]] = []
         self.writer: asyncio.Task[None] | None = None
         self.broadcasting: asyncio.Task[None] | None = None
 
-    async def post(self, draft: Draft | Change) -> Posted:
+    async def post(self, draft: Entry) -> Posted:
         future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
         self.waiting.append((draft, future))
         if self.writer is None:
@@ -58,7 +58,7 @@ class GroupCommit:
         finally:
             self.writer = None
 
-    async def _commit(self, batch: list[tuple[Draft | Change, asyncio.Future[Posted]]]) -> None:
+    async def _commit(self, batch: list[tuple[Entry, asyncio.Future[Posted]]]) -> None:
         """Store a batch, start broadcasting what it stored, answer its posters."""
         try:
             results = await _astore_all([draft for draft, _ in batch])
@@ -75,7 +75,7 @@ class GroupCommit:
             if isinstance(outcome, Posted) and outcome.created and outcome.entry is not None:
                 metrics.count_stored(outcome.entry.kind)
                 payload = message_payload(outcome.entry, draft.room.name, outcome.quoted)
-                by_room.setdefault(draft.room.name, []).append(message_event(payload))
+                by_room.setdefault(draft.room.name, []).append(message_event(payload, revokes=outcome.revokes))
         if by_room:
             self.broadcasting = asyncio.create_task(self._broadcast(self.broadcasting, by_room))
         for (_, future), outcome in zip(batch, results, strict=True):
@@ -91,7 +91,7 @@ class GroupCommit:
             future.set_result(outcome)
 
     @staticmethod
-    def _fail(batch: list[tuple[Draft | Change, asyncio.Future[Posted]]], exc: Exception) -> None:
+    def _fail(batch: list[tuple[Entry, asyncio.Future[Posted]]], exc: Exception) -> None:
         for _, future in batch:
             if not future.done():
                 future.set_exception(exc)
@@ -108,7 +108,7 @@ class GroupCommit:
 _group_commits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit]" = weakref.WeakKeyDictionary()
 
 
-async def post(draft: Draft | Change) -> Posted:
+async def post(draft: Entry) -> Posted:
     """Store a checked draft through this event loop's group commit, and broadcast it after the commit."""
     loop = asyncio.get_running_loop()
     writer = _group_commits.get(loop)

@@ -5,6 +5,8 @@ its current state (body, edited and deleted times, reactions), updated in the tr
 changes it, so that reading a message never means folding the log.
 """
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -13,8 +15,17 @@ from django.utils import timezone
 from .rooms import ROOM_NAME_MAX_LENGTH
 
 
+class RoomKind(models.TextChoices):
+    PUBLIC = "public"  # anyone may open it by name
+    PRIVATE = "private"  # its members only
+    DIRECT = "direct"  # exactly two people, both members; one room per pair
+
+
 class Room(models.Model):
     name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH, unique=True, help_text="Lowercase; see chat.rooms.")
+    kind = models.CharField(max_length=8, choices=RoomKind.choices, default=RoomKind.PUBLIC, db_default=RoomKind.PUBLIC)
+    # At most one message per this many seconds per person (moderators exempt); 0: off. Set by slow_mode entries.
+    slow_mode_seconds = models.PositiveIntegerField(default=0, db_default=0)
     created = models.DateTimeField(auto_now_add=True)
     # The seq of the newest message. Incremented under the room's row lock, so it is gapless in commit order.
     last_seq = models.PositiveBigIntegerField(default=0)
@@ -32,6 +43,7 @@ class Kind(models.TextChoices):
     EDIT = "edit"
     DELETE = "delete"
     REACTION = "reaction"
+    MODERATION = "moderation"
 
 
 class Message(models.Model):
@@ -40,7 +52,7 @@ class Message(models.Model):
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveBigIntegerField()
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.MESSAGE, db_default=Kind.MESSAGE)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MESSAGE, db_default=Kind.MESSAGE)
     author = models.CharField(max_length=150)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Who a guest author is (chat.identity.guest_id): display names can repeat, so they never prove ownership.
@@ -66,6 +78,10 @@ class Message(models.Model):
     state_seq = models.PositiveBigIntegerField(null=True, blank=True)
     # The names a message's current body mentions (chat.mentions), as they appear as authors; NULL: none.
     mentions = models.JSONField(null=True, blank=True)
+    # A moderation entry's action (chat.models.Action), the name it concerns ("" for slow mode) and its seconds.
+    action = models.CharField(max_length=10, blank=True, default="", db_default="")
+    subject = models.CharField(max_length=150, blank=True, default="", db_default="")
+    seconds = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -146,3 +162,91 @@ class ReadMarker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.who} read {self.room_id} to #{self.seq}"
+
+
+class Role(models.TextChoices):
+    OWNER = "owner"
+    MODERATOR = "moderator"
+    MEMBER = "member"
+
+
+class Membership(models.Model):
+    """A registered person's place in a room: what makes a private or direct room readable to them, and their
+    role (owners and moderators moderate the room). Guests have no lasting identity, so no membership."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    joined = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="chat_membership_room_user_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.room}"
+
+
+class Action(models.TextChoices):
+    """What a moderation entry does."""
+
+    KICK = "kick"
+    BAN = "ban"
+    UNBAN = "unban"
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    SLOW_MODE = "slow_mode"
+
+
+class Restriction(models.Model):
+    """A ban or mute of one person in one room, until ``until`` (NULL: until lifted). In the database, so that it
+    holds on every process and across restarts. ``who`` is chat.store.who's key; ``name`` what they were called."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="restrictions")
+    action = models.CharField(max_length=10, choices=[(Action.BAN, "ban"), (Action.MUTE, "mute")])
+    who = models.CharField(max_length=64)
+    name = models.CharField(max_length=150)
+    until = models.DateTimeField(null=True, blank=True)
+    by = models.CharField(max_length=150)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "who", "action"], name="chat_restriction_room_who_action_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.name} in {self.room}"
+
+    def active(self, now: datetime | None = None) -> bool:
+        return self.until is None or self.until > (now or timezone.now())
+
+
+class Invite(models.Model):
+    """A link that makes a signed-in person a member of a room. Only the token's hash is stored."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="invites")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"invite to {self.room} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class Report(models.Model):
+    """A message reported to the room's moderators and staff. Not broadcast: only they see it."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="reports")
+    target_seq = models.PositiveBigIntegerField()
+    reason = models.CharField(max_length=500, blank=True)
+    by = models.CharField(max_length=150)
+    who = models.CharField(max_length=64)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"report of {self.room}#{self.target_seq} by {self.by}"

@@ -24,8 +24,18 @@ DELETE: Final = "delete"
 REACT: Final = "react"
 VERSIONS: Final = "versions"
 READ: Final = "read"
+MODERATE: Final = "moderate"
+REPORT: Final = "report"
 # Server frame types of log entries other than messages (a message entry's frame is MESSAGE).
 REACTION: Final = "reaction"
+MODERATION: Final = "moderation"
+
+# What a moderate frame may do, and which of those name a person.
+MODERATION_ACTIONS: Final = ("kick", "ban", "unban", "mute", "unmute", "slow_mode")
+PERSON_ACTIONS: Final = ("kick", "ban", "unban", "mute", "unmute")
+MAX_REPORT_REASON: Final = 500
+# The longest ban, mute or slow mode a frame may ask for: a year. Longer is "until lifted" (no seconds).
+MAX_MODERATION_SECONDS: Final = 365 * 24 * 3600
 
 # Error codes.
 BAD_JSON: Final = "bad_json"
@@ -41,11 +51,15 @@ FORBIDDEN: Final = "forbidden"
 TOO_LATE: Final = "too_late"
 GONE: Final = "gone"
 BAD_REACTION: Final = "bad_reaction"
+MUTED: Final = "muted"
+SLOW_MODE: Final = "slow_mode"
+BAD_USER: Final = "bad_user"
 
 # Close codes. Daphne lets an application close only with 1000 or 3000-4999, so ours live in 4000-4999.
 CLOSE_NORMAL: Final = 1000
 CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_LOGIN_REQUIRED: Final = 4401
+CLOSE_FORBIDDEN: Final = 4403
 CLOSE_ROOM_NOT_FOUND: Final = 4404
 CLOSE_FRAME_TOO_BIG: Final = 4009
 CLOSE_TOO_SLOW: Final = 4008
@@ -104,6 +118,22 @@ class ReadFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class ModerateFrame:
+    action: str
+    user: str
+    seconds: int | None
+    client_id: str | None
+    type: Literal["moderate"] = MODERATE
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFrame:
+    target: int
+    reason: str
+    type: Literal["report"] = REPORT
+
+
+@dataclass(frozen=True, slots=True)
 class TypingFrame:
     type: Literal["typing"] = TYPING
 
@@ -127,6 +157,8 @@ ClientFrame = (
     | ReactFrame
     | VersionsFrame
     | ReadFrame
+    | ModerateFrame
+    | ReportFrame
     | TypingFrame
     | PingFrame
     | HistoryFrame
@@ -250,6 +282,16 @@ def parse(text: str, *, max_length: int, history_max: int, reactions: Collection
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
             raise ClientError(BAD_FRAME, "'seq' must be a whole number >= 0.")
         return ReadFrame(seq=seq)
+    if frame_type == MODERATE:
+        return _moderate(data)
+    if frame_type == REPORT:
+        reason = data.get("reason", "")
+        if not isinstance(reason, str):
+            raise ClientError(BAD_FRAME, "'reason' must be a string.")
+        reason = unicodedata.normalize("NFC", reason).strip()
+        if len(reason) > MAX_REPORT_REASON or any(unicodedata.category(c) in ("Cc", "Cs") for c in reason if c != "\n"):
+            raise ClientError(BAD_FRAME, f"'reason' must be text of at most {MAX_REPORT_REASON} characters.")
+        return ReportFrame(target=_seq(data, "target"), reason=reason)
     if frame_type == TYPING:
         return TypingFrame()
     if frame_type == PING:
@@ -260,6 +302,29 @@ def parse(text: str, *, max_length: int, history_max: int, reactions: Collection
             raise ClientError(BAD_FRAME, f"'limit' must be at most {history_max}.")
         return HistoryFrame(before=_positive_int(data, "before"), limit=limit)
     raise ClientError(UNKNOWN_TYPE, "Unknown frame type.")
+
+
+def _moderate(data: dict[str, Any]) -> ModerateFrame:
+    action = data.get("action")
+    if action not in MODERATION_ACTIONS:
+        raise ClientError(BAD_FRAME, f"'action' must be one of {', '.join(MODERATION_ACTIONS)}.")
+    seconds = data.get("seconds")
+    if seconds is not None and (
+        not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_MODERATION_SECONDS
+    ):
+        raise ClientError(BAD_FRAME, f"'seconds' must be a whole number from 0 to {MAX_MODERATION_SECONDS}.")
+    user = data.get("user")
+    if action in PERSON_ACTIONS:
+        if not isinstance(user, str) or not 1 <= len(user) <= 150:
+            raise ClientError(BAD_FRAME, "'user' must name a person.")
+    elif seconds is None:
+        raise ClientError(BAD_FRAME, "Slow mode needs 'seconds' (0 turns it off).")
+    return ModerateFrame(
+        action=action,
+        user=str(user) if action in PERSON_ACTIONS else "",
+        seconds=seconds or None if action in PERSON_ACTIONS else seconds,
+        client_id=clean_client_id(data.get("client_id")),
+    )
 
 
 def encode(frame: dict[str, Any]) -> str:
@@ -288,8 +353,8 @@ def ack(*, client_id: str | None, seq: int | None) -> dict[str, Any]:
     return {"type": "ack", "client_id": client_id, "seq": seq}
 
 
-def error(*, code: str, detail: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "detail": detail}
+def error(*, code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "error", "code": code, "detail": detail, **extra}
 
 
 def pong(*, last_seq: int) -> dict[str, Any]:
@@ -376,6 +441,22 @@ def delete(*, room: str, seq: int, target: int, by: str, deleted_at: datetime) -
 
 def reaction(*, room: str, seq: int, target: int, emoji: str, user: str, on: bool) -> dict[str, Any]:
     return {"type": REACTION, "room": room, "seq": seq, "target": target, "emoji": emoji, "user": user, "on": on}
+
+
+def moderation(
+    *, room: str, seq: int, action: str, user: str | None, by: str, seconds: int | None, at: datetime
+) -> dict[str, Any]:
+    """A moderation action: on ``user`` (None for slow mode), for ``seconds`` (None: until lifted)."""
+    return {
+        "type": MODERATION,
+        "room": room,
+        "seq": seq,
+        "action": action,
+        "user": user,
+        "by": by,
+        "seconds": seconds,
+        "at": iso_utc(at),
+    }
 
 
 def versions(*, target: int, versions: list[dict[str, Any]]) -> dict[str, Any]:

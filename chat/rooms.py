@@ -18,6 +18,20 @@ def normalize_room_name(raw: object) -> str | None:
     return raw.lower()
 
 
+# Direct rooms are named after their two people's user ids (``dm-3-7``); nobody may open or create such a name.
+DIRECT_PREFIX = "dm-"
+
+
+def direct_room_name(user_pk: int, other_pk: int) -> str:
+    low, high = sorted((user_pk, other_pk))
+    return f"{DIRECT_PREFIX}{low}-{high}"
+
+
+def is_reserved(name: str) -> bool:
+    """Whether a (canonical) name is kept for direct rooms."""
+    return name.startswith(DIRECT_PREFIX)
+
+
 def group_name(room_name: str) -> str:
     """The channel-layer group of a room; only ever called with a name that passed normalize_room_name."""
     return f"chat.{room_name}"

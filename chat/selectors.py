@@ -59,6 +59,16 @@ def message_payload(message: Message, room_name: str, quoted: Message | None = N
             by=message.author,
             deleted_at=message.created,
         )
+    if message.kind == Kind.MODERATION:
+        return protocol.moderation(
+            room=room_name,
+            seq=message.seq,
+            action=message.action,
+            user=message.subject or None,
+            by=message.author,
+            seconds=message.seconds,
+            at=message.created,
+        )
     if message.kind == Kind.REACTION:
         return protocol.reaction(
             room=room_name,

@@ -10,15 +10,15 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from . import access, groupcommit, metrics, protocol
+from . import access, groupcommit, metrics, protocol, rooms
 from .broadcast import broadcast
 from .events import message_event
-from .exceptions import ClientError
+from .exceptions import ClientError, Refused
 from .identity import Identity
-from .models import Kind, Room
+from .models import Action, Kind, Message, Report, Room
 from .rooms import ROOM_NAME_RULE, normalize_room_name
 from .selectors import message_payload
-from .store import Change, Draft, Posted, store_one
+from .store import Change, Draft, Entry, Moderation, Posted, store_one
 
 __all__ = [
     "Posted",
@@ -29,16 +29,39 @@ __all__ = [
     "entry_create",
     "message_create",
     "message_delete",
+    "moderation",
+    "report",
+    "room_for",
     "room_get_or_create",
 ]
 
 
 def room_get_or_create(name: str) -> Room:
+    """The room of that name; a public one is made on first use (opening a room by URL). Direct rooms' names are
+    reserved: they are made only by chat.membership, never by opening one."""
     canonical = normalize_room_name(name)
     if canonical is None:
         raise ClientError("bad_room", f"Room names are {ROOM_NAME_RULE}.")
+    if rooms.is_reserved(canonical):
+        room = Room.objects.filter(name=canonical).first()
+        if room is None:
+            raise ClientError(protocol.NOT_FOUND, "No such room.")
+        return room
     room, _ = Room.objects.get_or_create(name=canonical)
     return room
+
+
+def room_for(name: str, identity: Identity) -> tuple[Room, access.Rights]:
+    """The room a socket or page opens, and what ``identity`` may do there (made first if it is a new public
+    room); Refused with 4404 for a reserved name that is no room and 4403 for a room they may not read."""
+    try:
+        room = room_get_or_create(name)
+    except ClientError as exc:
+        raise Refused(protocol.CLOSE_ROOM_NOT_FOUND, exc.detail) from None
+    rights = access.rights(identity, room)
+    if not rights.read:
+        raise Refused(protocol.CLOSE_FORBIDDEN, f"{identity.name} may not read {room.name}")
+    return room, rights
 
 
 def draft(
@@ -90,18 +113,51 @@ def change(
         body=body,
         emoji=emoji,
         on=on,
-        moderator=access.can_moderate(identity, room),
         edit_seconds=settings.CHAT_EDIT_SECONDS,
     )
 
 
-def entry_create(d: Draft | Change) -> Posted:
+def moderation(
+    *,
+    room: Room,
+    identity: Identity,
+    action: str,
+    subject: str = "",
+    seconds: int | None = None,
+    client_id: str | None = None,
+) -> Moderation:
+    """A moderation action ready to store; whether ``identity`` may take it is the store's to decide, under the
+    room's lock, against what the database holds then (chat.access)."""
+    return Moderation(
+        room=room,
+        action=Action(action),
+        subject=subject,
+        seconds=seconds,
+        author=identity.name,
+        user=identity.user,
+        guest_id=identity.guest_id,
+        client_id=protocol.clean_client_id(client_id),
+    )
+
+
+def report(*, room: Room, identity: Identity, target: int, reason: str) -> Report:
+    """Report a message to the room's moderators and staff: stored, never broadcast."""
+    if not access.rights(identity, room).read:
+        raise ClientError(protocol.FORBIDDEN, "You may not read this room.")
+    if not Message.objects.filter(room=room, seq=target, kind=Kind.MESSAGE).exists():
+        raise ClientError(protocol.NOT_FOUND, f"No message #{target} in this room.")
+    return Report.objects.create(
+        room=room, target_seq=target, reason=reason, by=identity.name, who=access.who(identity.user, identity.guest_id)
+    )
+
+
+def entry_create(d: Entry) -> Posted:
     """Store an entry and broadcast it to the room. For synchronous callers: the admin, management commands."""
     posted = store_one(d)
     if posted.created and posted.entry is not None:
         metrics.count_stored(posted.entry.kind)
         payload = message_payload(posted.entry, d.room.name, posted.quoted)
-        async_to_sync(broadcast)(d.room.name, message_event(payload))
+        async_to_sync(broadcast)(d.room.name, message_event(payload, revokes=posted.revokes))
     return posted
 
 
@@ -133,7 +189,7 @@ async def amessage_create(
     )
 
 
-async def apost(d: Draft | Change) -> Posted:
+async def apost(d: Entry) -> Posted:
     """Store a checked entry from a socket and broadcast it after the commit, batched with other posts; raise
     its ClientError if the message it changes does not allow it."""
     return await groupcommit.post(d)

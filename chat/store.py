@@ -9,6 +9,7 @@ The hot statements are plain SQL because the ORM's query building cost more than
 (docs/performance.md, "ingest"). Callers go through chat.services, which validates first and broadcasts after.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,9 +19,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import mentions, protocol
+from . import access, mentions, protocol
+from .access import who
 from .exceptions import ClientError
-from .models import Kind, Mention, Message, Room
+from .models import Action, Kind, Membership, Mention, Message, Restriction, Room, RoomKind
 
 # A message's state: written back (WRITE_STATE, in this order) for every message a batch changed.
 STATE_FIELDS = ["body", "first_body", "edited_at", "deleted_at", "reactions", "state_seq", "mentions"]
@@ -53,12 +55,33 @@ class Change:
     body: str = ""  # an edit's new body
     emoji: str = ""  # a reaction's
     on: bool = True  # a reaction added (True) or taken back
-    moderator: bool = False  # may delete other people's messages
     edit_seconds: int = 0  # how long after sending a message may be edited; 0: no limit
 
     @property
     def who(self) -> str:
         return who(self.user, self.guest_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Moderation:
+    """A moderation action by ``author``: on the person called ``subject`` (a username, or a guest's name as
+    they posted in the room), or on the room itself (slow mode, ``subject`` "")."""
+
+    room: Room
+    action: Action
+    subject: str
+    seconds: int | None
+    author: str
+    user: User | None
+    guest_id: str | None
+    client_id: str | None
+
+    @property
+    def who(self) -> str:
+        return who(self.user, self.guest_id)
+
+
+Entry = Draft | Change | Moderation
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +93,7 @@ class Posted:
     created: bool
     seq: int | None = field(default=None)
     quoted: Message | None = field(default=None)  # the message a new reply answers
+    revokes: str | None = field(default=None)  # a kick or ban: the who key of the person it shuts out
 
     @property
     def message(self) -> Message:
@@ -86,9 +110,9 @@ class Posted:
 Outcome = Posted | ClientError
 
 
-def who(user: User | None, guest_id: str | None) -> str:
-    """The identity key of an author: never the display name, which two guests may share."""
-    return f"user:{user.pk}" if user is not None else f"guest:{guest_id}"
+def _draft_who(d: "Entry") -> str:
+    # The admin's and the commands' posts without a person (chat_post's "system") are the server's own: "".
+    return "" if d.user is None and d.guest_id is None else who(d.user, d.guest_id)
 
 
 def _entry_who(entry: Message) -> str:
@@ -111,7 +135,7 @@ def _marks(count: int) -> str:
 # Locks the rooms' rows (PostgreSQL; SQLite's IMMEDIATE transactions lock the whole database) until commit, so
 # seqs are handed out and committed in one order, gapless, and the messages a change checks cannot change under
 # it. In pk order, so that two processes' batches cannot deadlock.
-LOCK_ROOMS = "SELECT id, last_seq FROM {room} WHERE id IN ({rooms}) ORDER BY id{for_update}"
+LOCK_ROOMS = "SELECT id, last_seq, kind, slow_mode_seconds FROM {room} WHERE id IN ({rooms}) ORDER BY id{for_update}"
 TAKE_SEQS = "UPDATE {room} SET last_seq = CASE id {cases} END, last_activity = %s WHERE id IN ({rooms})"
 # Pairs spelled out as ORs: both databases then search the (room, client_id) index for each, where row-value IN
 # lists or IN x IN scanned the table (EXPLAIN on SQLite 3.40 and PostgreSQL 15).
@@ -126,11 +150,11 @@ ERASE_EDITS = (
 )
 INSERT = (
     "INSERT INTO {message} (room_id, seq, kind, author, user_id, guest_id, body, client_id, created, target_seq,"
-    " emoji, added, reply_to_seq, mentions) VALUES {rows} RETURNING id, room_id, seq"
+    " emoji, added, reply_to_seq, mentions, action, subject, seconds) VALUES {rows} RETURNING id, room_id, seq"
 )
 
 
-def _already_stored(cursor: Any, drafts: list[Draft | Change]) -> dict[tuple[int, str], Message]:
+def _already_stored(cursor: Any, drafts: Sequence[Entry]) -> dict[tuple[int, str], Message]:
     """The logged entries that drafts repeat by (room, client_id): resends."""
     wanted = {(d.room.pk, d.client_id) for d in drafts if d.client_id is not None}
     if not wanted:
@@ -145,17 +169,67 @@ def _already_stored(cursor: Any, drafts: list[Draft | Change]) -> dict[tuple[int
     return {key: originals[pk] for key, pk in found.items()}
 
 
-def _lock_rooms(cursor: Any, rooms: list[int]) -> dict[int, int]:
-    """Lock the rooms (see LOCK_ROOMS); their last seqs."""
+@dataclass(slots=True)
+class _RoomNow:
+    """A locked room's kind and slow mode as the database has them (the Room a socket holds may be older)."""
+
+    kind: str
+    slow_mode_seconds: int
+    slow_mode_changed: bool = False
+
+
+def _lock_rooms(cursor: Any, rooms: list[int]) -> tuple[dict[int, int], dict[int, _RoomNow]]:
+    """Lock the rooms (see LOCK_ROOMS); their last seqs, kinds and slow modes."""
     for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
     cursor.execute(_sql(LOCK_ROOMS, rooms=_marks(len(rooms)), for_update=for_update), rooms)
-    return dict(cursor.fetchall())
+    rows = cursor.fetchall()
+    return {pk: last for pk, last, _, _ in rows}, {pk: _RoomNow(kind, slow) for pk, _, kind, slow in rows}
 
 
-def _load_messages(drafts: list[Draft | Change]) -> dict[tuple[int, int], Message]:
+def _standings(
+    drafts: Sequence[Entry], subjects: dict[tuple[int, str], "_Subject"]
+) -> dict[tuple[int, str], access.Standing]:
+    """What the database holds of each drafting person, and each person moderated, in their room
+    (access.standings), read under the lock."""
+    pairs = {(d.room.pk, _draft_who(d)): d.user for d in drafts}
+    pairs |= {(room_pk, subject.who): subject.user for (room_pk, _), subject in subjects.items()}
+    return access.standings((room_pk, user, key) for (room_pk, key), user in pairs.items() if key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """The person a moderation entry names: a user (by username), or a guest who posted in the room by that name."""
+
+    name: str
+    who: str
+    user: User | None
+
+
+def _resolve_subjects(drafts: Sequence[Entry]) -> dict[tuple[int, str], _Subject]:
+    wanted = {(d.room.pk, d.subject) for d in drafts if isinstance(d, Moderation) and d.subject}
+    found: dict[tuple[int, str], _Subject] = {}
+    for room_pk, name in wanted:
+        user = User.objects.filter(username=name).first()
+        if user is not None:
+            found[room_pk, name] = _Subject(name, who(user, None), user)
+            continue
+        guest = (
+            Message.objects.filter(room_id=room_pk, author=name, user__isnull=True, guest_id__isnull=False)
+            .order_by("-seq")
+            .values_list("guest_id", flat=True)
+            .first()
+        )
+        if guest is not None:
+            found[room_pk, name] = _Subject(name, who(None, guest), None)
+    return found
+
+
+def _load_messages(drafts: Sequence[Entry]) -> dict[tuple[int, int], Message]:
     """The messages that changes target and replies quote, by (room, seq): read after the rooms are locked."""
     wanted: dict[int, set[int]] = {}
     for d in drafts:
+        if isinstance(d, Moderation):
+            continue
         seq = d.target if isinstance(d, Change) else d.reply_to
         if seq is not None:
             wanted.setdefault(d.room.pk, set()).add(seq)
@@ -170,11 +244,11 @@ def _load_messages(drafts: list[Draft | Change]) -> dict[tuple[int, int], Messag
     return {(m.room_id, m.seq): m for m in found}
 
 
-def _resolve_mentions(drafts: list[Draft | Change]) -> dict[int, dict[str, str]]:
+def _resolve_mentions(drafts: Sequence[Entry]) -> dict[int, dict[str, str]]:
     """Who the bodies of new messages and edits may mention, per room (chat.mentions), in one lookup a room."""
     wanted: dict[int, set[str]] = {}
     for d in drafts:
-        if isinstance(d, Draft) or d.kind == Kind.EDIT:
+        if isinstance(d, Draft) or (isinstance(d, Change) and d.kind == Kind.EDIT):
             found = mentions.candidates(d.body) if "@" in d.body else []
             if found:
                 wanted.setdefault(d.room.pk, set()).update(found)
@@ -185,7 +259,13 @@ _MENTIONS_JSON = Message._meta.get_field("mentions")
 
 
 _ENTRY_FIELDS = [field.attname for field in Message._meta.concrete_fields]
-_NEW_ENTRY: dict[str, Any] = {name: None for name in _ENTRY_FIELDS} | {"kind": Kind.MESSAGE, "body": "", "emoji": ""}
+_NEW_ENTRY: dict[str, Any] = {name: None for name in _ENTRY_FIELDS} | {
+    "kind": Kind.MESSAGE,
+    "body": "",
+    "emoji": "",
+    "action": "",
+    "subject": "",
+}
 _ROOM = Message._meta.get_field("room")
 _USER = Message._meta.get_field("user")
 
@@ -199,11 +279,21 @@ class _Batch:
         messages: dict[tuple[int, int], Message],
         now: datetime,
         resolved: dict[int, dict[str, str]] | None = None,
+        rooms: dict[int, _RoomNow] | None = None,
+        standings: dict[tuple[int, str], access.Standing] | None = None,
+        subjects: dict[tuple[int, str], _Subject] | None = None,
     ) -> None:
         self.last_seqs = last_seqs
         self.messages = messages
         self.now = now
         self.resolved = resolved or {}
+        self.rooms = rooms or {}
+        self.standings = standings or {}
+        self.subjects = subjects or {}
+        # What moderation entries of this batch change besides the log: (room pk, who, action) -> the restriction
+        # now (None: lifted), and the memberships kicks end.
+        self.restrictions: dict[tuple[int, str, str], Restriction | None] = {}
+        self.removed: set[tuple[int, int]] = set()  # (room pk, user pk)
         # id(message) -> {name: its Mention row}, for the messages this batch mentions people in or changes
         self.mention_rows: dict[int, dict[str, Mention]] = {}
         self.mentioned: dict[int, Message] = {}  # id(message) -> message, for mention_rows
@@ -216,7 +306,53 @@ class _Batch:
         self.last_seqs[room_pk] += 1
         return self.last_seqs[room_pk]
 
-    def apply(self, d: Draft | Change) -> Posted:
+    def rights(self, d: Entry) -> access.Rights:
+        """The rule (chat.access.decide) on what the database holds now, as changed by this batch so far."""
+        key = _draft_who(d)
+        if not key:
+            return access.Rights(read=True, write=True, moderate=True)
+        room = self.rooms.get(d.room.pk)
+        kind = room.kind if room is not None else d.room.kind
+        return access.decide(user=d.user, kind=kind, standing=self.standings.get((d.room.pk, key), access.NOBODY))
+
+    def _check_write(self, d: Draft | Change, rights: access.Rights) -> None:
+        if not rights.read:
+            raise ClientError(protocol.FORBIDDEN, "You may not write in this room.")
+        if rights.muted:
+            until = rights.muted_until
+            detail = f"You are muted here until {protocol.iso_utc(until)}." if until else "You are muted here."
+            raise ClientError(protocol.MUTED, detail, until=protocol.iso_utc(until) if until is not None else None)
+        room = self.rooms.get(d.room.pk)
+        if isinstance(d, Draft) and room is not None and room.slow_mode_seconds and not rights.moderate:
+            last = self._last_message_at(d)
+            if last is not None:
+                wait = room.slow_mode_seconds - (self.now - last).total_seconds()
+                if wait > 0:
+                    retry_after = max(1, int(wait + 0.999))
+                    raise ClientError(
+                        protocol.SLOW_MODE,
+                        f"Slow mode: one message every {room.slow_mode_seconds} s; wait {retry_after} s.",
+                        retry_after=retry_after,
+                    )
+
+    def _last_message_at(self, d: Draft) -> datetime | None:
+        key = _draft_who(d)
+        for entry in reversed(self.new):
+            if entry.kind == Kind.MESSAGE and entry.room_id == d.room.pk and _entry_who(entry) == key:
+                return entry.created
+        mine = Q(user=d.user) if d.user is not None else Q(user__isnull=True, guest_id=d.guest_id)
+        return (
+            Message.objects.filter(mine, room_id=d.room.pk, kind=Kind.MESSAGE)
+            .order_by("-seq")
+            .values_list("created", flat=True)
+            .first()
+        )
+
+    def apply(self, d: Entry) -> Posted:
+        rights = self.rights(d)
+        if isinstance(d, Moderation):
+            return self._moderate(d, rights)
+        self._check_write(d, rights)
         if isinstance(d, Draft):
             return self._message(d)
         target = self.messages.get((d.room.pk, d.target))
@@ -225,10 +361,10 @@ class _Batch:
         if d.kind == Kind.EDIT:
             return self._edit(d, target)
         if d.kind == Kind.DELETE:
-            return self._delete(d, target)
+            return self._delete(d, target, moderator=rights.moderate)
         return self._react(d, target)
 
-    def _entry(self, d: Draft | Change, **fields: Any) -> Message:
+    def _entry(self, d: Entry, **fields: Any) -> Message:
         values = {
             **_NEW_ENTRY,
             "room_id": d.room.pk,
@@ -290,8 +426,8 @@ class _Batch:
         self._fold(target, entry)
         return Posted(entry=entry, created=True)
 
-    def _delete(self, d: Change, target: Message) -> Posted:
-        if _entry_who(target) != d.who and not d.moderator:
+    def _delete(self, d: Change, target: Message, *, moderator: bool) -> Posted:
+        if _entry_who(target) != d.who and not moderator:
             raise ClientError(protocol.FORBIDDEN, "Only its author or a moderator can delete a message.")
         if target.is_deleted:
             return Posted(entry=None, created=False, seq=self._delete_seq(target))
@@ -310,6 +446,60 @@ class _Batch:
         self.erased.setdefault(d.room.pk, set()).add(target.seq)
         self._fold(target, entry)
         return Posted(entry=entry, created=True)
+
+    def _moderate(self, d: Moderation, rights: access.Rights) -> Posted:
+        if not rights.moderate:
+            raise ClientError(protocol.FORBIDDEN, "Only the room's owners, moderators and staff moderate it.")
+        room = self.rooms[d.room.pk]
+        if d.action == Action.SLOW_MODE:
+            seconds = d.seconds or 0
+            if seconds == room.slow_mode_seconds:
+                return Posted(entry=None, created=False)
+            room.slow_mode_seconds = seconds
+            room.slow_mode_changed = True
+            return Posted(entry=self._entry(d, kind=Kind.MODERATION, action=d.action, seconds=seconds), created=True)
+        subject = self.subjects.get((d.room.pk, d.subject))
+        if subject is None:
+            raise ClientError(protocol.NOT_FOUND, f"Nobody called {d.subject} has been in this room.")
+        if subject.who == _draft_who(d):
+            raise ClientError(protocol.FORBIDDEN, "You cannot moderate yourself.")
+        key = (d.room.pk, subject.who)
+        standing = self.standings.get(key, access.NOBODY)
+        mine = self.standings.get((d.room.pk, _draft_who(d)), access.NOBODY)
+        if access.rank(subject.user, standing) >= access.rank(d.user, mine):
+            raise ClientError(protocol.FORBIDDEN, f"{subject.name} is not yours to moderate.")
+        revokes = None
+        until = self.now + timedelta(seconds=d.seconds) if d.seconds else None
+        if d.action == Action.KICK:
+            revokes = subject.who
+            if room.kind != RoomKind.PUBLIC:
+                if standing.role is None or subject.user is None:
+                    raise ClientError(protocol.NOT_FOUND, f"{subject.name} is not a member of this room.")
+                self.removed.add((d.room.pk, subject.user.pk))
+                standing = access.Standing(None, standing.banned, standing.banned_until, standing.muted)
+        elif d.action in (Action.BAN, Action.MUTE):
+            self.restrictions[d.room.pk, subject.who, d.action] = Restriction(
+                room_id=d.room.pk, action=d.action, who=subject.who, name=subject.name, until=until, by=d.author
+            )
+            if d.action == Action.BAN:
+                revokes = subject.who
+                standing = access.Standing(standing.role, True, until, standing.muted, standing.muted_until)
+            else:
+                standing = access.Standing(standing.role, standing.banned, standing.banned_until, True, until)
+        else:  # unban, unmute
+            lifted = Action.BAN if d.action == Action.UNBAN else Action.MUTE
+            if not (standing.banned if lifted == Action.BAN else standing.muted):
+                return Posted(entry=None, created=False)  # already so
+            self.restrictions[d.room.pk, subject.who, lifted] = None
+            if lifted == Action.BAN:
+                standing = access.Standing(standing.role, False, None, standing.muted, standing.muted_until)
+            else:
+                standing = access.Standing(standing.role, standing.banned, standing.banned_until)
+        self.standings[key] = standing
+        entry = self._entry(
+            d, kind=Kind.MODERATION, action=d.action, subject=subject.name, seconds=d.seconds if until else None
+        )
+        return Posted(entry=entry, created=True, revokes=revokes)
 
     def _mentions(self, d: Draft | Change) -> list[str]:
         return mentions.mentioned(d.body, self.resolved.get(d.room.pk, {})) if "@" in d.body else []
@@ -400,6 +590,9 @@ class _Batch:
                     e.added,
                     e.reply_to_seq,
                     _MENTIONS_JSON.get_db_prep_save(e.mentions, connection),
+                    e.action,
+                    e.subject,
+                    e.seconds,
                 )
                 for e in self.new
             ]
@@ -422,6 +615,7 @@ class _Batch:
                 ],
             )
         self._write_mentions()
+        self._write_moderation()
         for room_pk, seqs in self.erased.items():
             cursor.execute(_sql(ERASE_EDITS, seqs=_marks(len(seqs))), [room_pk, Kind.EDIT, *sorted(seqs)])
         advanced = {room: seq for room, seq in self.last_seqs.items() if seq != first_seqs[room]}
@@ -431,6 +625,19 @@ class _Batch:
             params = [value for room in rooms for value in (room, advanced[room])]
             created = connection.ops.adapt_datetimefield_value(self.now)
             cursor.execute(_sql(TAKE_SEQS, cases=cases, rooms=_marks(len(rooms))), [*params, created, *rooms])
+
+    def _write_moderation(self) -> None:
+        # Rare: the ORM.
+        for (room_pk, key, action), restriction in self.restrictions.items():
+            Restriction.objects.filter(room_id=room_pk, who=key, action=action).delete()
+            if restriction is not None:
+                restriction.created = self.now
+                restriction.save()
+        for room_pk, user_pk in self.removed:
+            Membership.objects.filter(room_id=room_pk, user_id=user_pk).delete()
+        for room_pk, room in self.rooms.items():
+            if room.slow_mode_changed:
+                Room.objects.filter(pk=room_pk).update(slow_mode_seconds=room.slow_mode_seconds)
 
     def _write_mentions(self) -> None:
         # Rare next to messages (only bodies with a resolved @name, and changes of such messages): the ORM.
@@ -452,12 +659,21 @@ class _Batch:
             Mention.objects.bulk_create(new)
 
 
-def _store(drafts: list[Draft | Change]) -> list[Outcome]:
+def _store(drafts: Sequence[Entry]) -> list[Outcome]:
     """Store drafts inside the caller's transaction, in arrival order."""
     with connection.cursor() as cursor:
-        last_seqs = _lock_rooms(cursor, sorted({d.room.pk for d in drafts}))
+        last_seqs, rooms = _lock_rooms(cursor, sorted({d.room.pk for d in drafts}))
         stored = _already_stored(cursor, drafts)
-        batch = _Batch(dict(last_seqs), _load_messages(drafts), timezone.now(), _resolve_mentions(drafts))
+        subjects = _resolve_subjects(drafts)
+        batch = _Batch(
+            dict(last_seqs),
+            _load_messages(drafts),
+            timezone.now(),
+            _resolve_mentions(drafts),
+            rooms=rooms,
+            standings=_standings(drafts, subjects),
+            subjects=subjects,
+        )
         outcomes: list[Outcome] = []
         first: dict[tuple[int, str], Outcome] = {}  # (room, client_id) -> the outcome of its first draft here
         for d in drafts:
@@ -482,7 +698,7 @@ def _store(drafts: list[Draft | Change]) -> list[Outcome]:
     return outcomes
 
 
-def store_all(drafts: list[Draft | Change]) -> list[Outcome]:
+def store_all(drafts: Sequence[Entry]) -> list[Outcome]:
     """Store drafts in one transaction; a resent client_id answers the entry already stored. A draft its rules
     refuse is answered with its ClientError, and nothing of it is stored."""
     try:
@@ -502,7 +718,7 @@ def store_all(drafts: list[Draft | Change]) -> list[Outcome]:
         return [Posted(entry=existing, created=False)]
 
 
-def store_one(draft: Draft | Change) -> Posted:
+def store_one(draft: Entry) -> Posted:
     """Store one draft on its own; raise its ClientError if its rules refuse it."""
     (outcome,) = store_all([draft])
     if isinstance(outcome, ClientError):

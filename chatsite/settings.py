@@ -237,6 +237,10 @@ CHAT_REACTIONS = tuple(
     ).split(",")
     if emoji.strip()
 )
+# How long an invite link to a room stays good (7 days); it can be revoked sooner.
+CHAT_INVITE_SECONDS = env_int("CHAT_INVITE_SECONDS", 7 * 86_400)
+if CHAT_INVITE_SECONDS < 1:
+    raise ImproperlyConfigured("CHAT_INVITE_SECONDS must be at least 1.")
 if CHAT_EDIT_SECONDS < 0 or not CHAT_REACTIONS or any(len(emoji) > 16 for emoji in CHAT_REACTIONS):
     raise ImproperlyConfigured("Need CHAT_EDIT_SECONDS >= 0 and CHAT_REACTIONS of 1-16 characters each.")
 CHAT_RATE_LIMIT_BURST = env_int("CHAT_RATE_LIMIT_BURST", 20)
