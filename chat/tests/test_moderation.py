@@ -72,7 +72,7 @@ class ModerationEntryTests(ModerationTestCase):
     def test_it_is_replayed_on_resume_like_every_entry(self) -> None:
         self.say(self.ada)
         self.moderate(self.mod, "slow_mode", seconds=30)
-        frames, last_seq = selectors.backlog.func(self.room, after=1)  # type: ignore[attr-defined]
+        frames, last_seq = selectors.backlog.func(self.room, after=1)
         self.assertEqual(last_seq, 2)
         self.assertEqual(
             [(f["type"], f["action"], f["user"], f["seconds"]) for f in frames], [("moderation", "slow_mode", None, 30)]
@@ -122,8 +122,9 @@ class WhoMayModerateTests(ModerationTestCase):
 class BanTests(ModerationTestCase):
     def test_a_ban_is_stored_and_lifted_by_unban(self) -> None:
         self.moderate(self.mod, "ban", "ada", seconds=600)
-        ban = Restriction.objects.get(action=Action.BAN)
-        self.assertAlmostEqual(ban.until, timezone.now() + timedelta(seconds=600), delta=timedelta(seconds=5))
+        until = Restriction.objects.get(action=Action.BAN).until
+        assert until is not None
+        self.assertAlmostEqual(until, timezone.now() + timedelta(seconds=600), delta=timedelta(seconds=5))
         self.refused(protocol.FORBIDDEN, self.say, self.ada)
         self.moderate(self.mod, "unban", "ada")
         self.assertFalse(Restriction.objects.exists())
@@ -140,8 +141,11 @@ class MuteTests(ModerationTestCase):
         self.moderate(self.mod, "mute", "ada", seconds=60)
         error = self.refused(protocol.MUTED, self.say, self.ada)
         self.assertTrue(str(error.extra["until"]).endswith("Z"))
-        for kind, extra in ((Kind.EDIT, {"body": "x"}), (Kind.REACTION, {"emoji": "\N{THUMBS UP SIGN}"})):
-            change = services.change(room=self.room, identity=self.ada, kind=kind, target=seq, **extra)
+        edit = services.change(room=self.room, identity=self.ada, kind=Kind.EDIT, target=seq, body="x")
+        react = services.change(
+            room=self.room, identity=self.ada, kind=Kind.REACTION, target=seq, emoji="\N{THUMBS UP SIGN}"
+        )
+        for change in (edit, react):
             self.refused(protocol.MUTED, store_one, change)
 
     def test_a_mute_until_lifted_says_until_null(self) -> None:
