@@ -95,6 +95,22 @@ def rank(user: User | None, standing: Standing) -> int:
     return _RANK.get(standing.role, 0)
 
 
+def outranks(user: User | None, standing: Standing, other: User | None, theirs: Standing) -> bool:
+    """Whether the first person stands above the second in a room: whom they may kick, ban, mute or appoint."""
+    return rank(user, standing) > rank(other, theirs)
+
+
+def may_appoint(
+    *, user: User | None, kind: str, standing: Standing, role: str, other: User | None, theirs: Standing
+) -> bool:
+    """Whether a person may make ``other`` (who stands ``theirs``) a ``role`` (member or moderator) of a room: they
+    moderate it and stand above both the role and the person's present standing. Owners appoint moderators and
+    members, moderators only members, staff anyone; nobody appoints in a direct room (nobody moderates one)."""
+    if not decide(user=user, kind=kind, standing=standing).moderate:
+        return False
+    return outranks(user, standing, None, Standing(role=role)) and outranks(user, standing, other, theirs)
+
+
 def _fold(standing: Standing, restriction: Restriction, now: datetime) -> Standing:
     if not restriction.active(now):
         return standing
