@@ -114,7 +114,17 @@ class ChatConsumer(FanoutConsumer):
             metrics.RESUMES.inc()
         self.sent_through = last_seq
         await self.send_frame(
-            protocol.hello(room=room.name, you=self.name, online=change.online, last_seq=last_seq, last_read=last_read)
+            protocol.hello(
+                room=room.name,
+                you=self.name,
+                online=change.online,
+                last_seq=last_seq,
+                last_read=last_read,
+                moderate=self.rights.moderate,
+                muted=self.rights.muted,
+                muted_until=self.rights.muted_until,
+                slow_mode=room.slow_mode_seconds,
+            )
         )
         for payload in messages:
             await self.send_frame(payload)

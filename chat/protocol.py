@@ -336,8 +336,32 @@ def iso_utc(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def hello(*, room: str, you: str, online: list[str], last_seq: int, last_read: int = 0) -> dict[str, Any]:
-    return {"type": "hello", "room": room, "you": you, "online": online, "last_seq": last_seq, "last_read": last_read}
+def hello(
+    *,
+    room: str,
+    you: str,
+    online: list[str],
+    last_seq: int,
+    last_read: int = 0,
+    moderate: bool = False,
+    muted: bool = False,
+    muted_until: datetime | None = None,
+    slow_mode: int = 0,
+) -> dict[str, Any]:
+    """The first frame: who the socket is, the room's last seq, and what its person may do there now (later
+    moderation entries change it: the page folds them in)."""
+    return {
+        "type": "hello",
+        "room": room,
+        "you": you,
+        "online": online,
+        "last_seq": last_seq,
+        "last_read": last_read,
+        "moderate": moderate,
+        "muted": muted,
+        "muted_until": _iso_or_none(muted_until),
+        "slow_mode": slow_mode,
+    }
 
 
 def read(*, room: str, seq: int) -> dict[str, Any]:

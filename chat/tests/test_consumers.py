@@ -135,7 +135,18 @@ class FanOutTests(ConsumerTestCase):
         alice = await self.open("Lobby", cookie=await self.login_cookie("alice"))
         self.assertEqual(
             alice.hello,
-            {"type": "hello", "room": "lobby", "you": "alice", "online": ["alice"], "last_seq": 0, "last_read": 0},
+            {
+                "type": "hello",
+                "room": "lobby",
+                "you": "alice",
+                "online": ["alice"],
+                "last_seq": 0,
+                "last_read": 0,
+                "moderate": False,
+                "muted": False,
+                "muted_until": None,
+                "slow_mode": 0,
+            },
         )
 
     async def test_a_message_reaches_everyone_in_the_room_and_nobody_elsewhere(self) -> None:

@@ -455,7 +455,18 @@ class EncodeTests(SimpleTestCase):
     def test_a_hello_frame_carries_room_identity_online_list_and_last_seq(self):
         self.assertEqual(
             protocol.hello(room="r", you="ada", online=["ada"], last_seq=0),
-            {"type": "hello", "room": "r", "you": "ada", "online": ["ada"], "last_seq": 0, "last_read": 0},
+            {
+                "type": "hello",
+                "room": "r",
+                "you": "ada",
+                "online": ["ada"],
+                "last_seq": 0,
+                "last_read": 0,
+                "moderate": False,
+                "muted": False,
+                "muted_until": None,
+                "slow_mode": 0,
+            },
         )
 
     def test_a_history_frame_carries_before_messages_and_has_more(self):

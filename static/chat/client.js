@@ -7,6 +7,7 @@ import { Conversation } from "./conversation.js";
 import { CHANGE_TYPES } from "./fold.js";
 import { bodyLength, cleanBody } from "./format.js";
 import { MessageList } from "./messages.js";
+import { Moderation } from "./moderation.js";
 import { Outbox } from "./outbox.js";
 import { People } from "./people.js";
 import { element } from "./render.js";
@@ -61,7 +62,7 @@ const outbox = new Outbox({
     conversation.sendVersions();
   },
   onDropped: (change, reason, code) => conversation.dropped(change, reason, code),
-  mayFlush: () => conversation.mayFlush,
+  mayFlush: () => conversation.mayFlush && moderation.mayFlush,
 });
 const conversation = new Conversation({
   list,
@@ -88,6 +89,28 @@ const unread = new Unread({
   loadOlder,
   canLoadOlder: () => timeline.hasOlder,
 });
+// Made here rather than in room.html: only this module fills them.
+const moderationBanner = element("p", "moderation-status");
+moderationBanner.id = "moderation-status";
+moderationBanner.setAttribute("role", "status");
+moderationBanner.hidden = true;
+$("composer").before(moderationBanner);
+const moderationTools = element("section", "moderation-tools");
+moderationTools.id = "moderation-tools";
+moderationTools.hidden = true;
+document.querySelector(".people").append(moderationTools);
+const moderation = new Moderation({
+  banner: moderationBanner,
+  tools: moderationTools,
+  send: (frame) => connection.send(frame),
+  notice: (text) => list.notice(text),
+  notify,
+  mayAsk: () => outbox.idle && conversation.mayFlush,
+  onIdle: () => outbox.flush(),
+});
+// The last seq hello said: moderation entries up to it are already in hello's muted and slow_mode.
+let helloSeq = 0;
+
 const connection = new RoomConnection({
   url: socketUrl,
   onFrame: handleFrame,
@@ -96,6 +119,7 @@ const connection = new RoomConnection({
     timeline.lost();
     conversation.lost();
     outbox.disconnect();
+    moderation.lost();
     updateEdge();
   },
 });
@@ -123,6 +147,9 @@ function handleFrame(frame) {
       people.reset(frame.online, you);
       timeline.hello(frame.last_seq);
       unread.hello(you, frame.last_read ?? 0);
+      helloSeq = frame.last_seq;
+      moderation.hello(frame);
+      moderation.online(frame.online);
       if (revealOnOpen) unread.jumping = false; // the message linked to, not the first unread
       outbox.connect();
       // Answered after the backlog: its last_seq then shows anything committed that the backlog missed.
@@ -133,6 +160,7 @@ function handleFrame(frame) {
     case "edit":
     case "delete":
     case "reaction":
+    case "moderation":
       logged([frame], timeline.add(frame) ? [frame] : [], { live: true });
       break;
     case "history":
@@ -142,7 +170,7 @@ function handleFrame(frame) {
       conversation.continueJump();
       break;
     case "ack":
-      outbox.stored(frame.client_id, frame.seq);
+      if (!moderation.acked(frame)) outbox.stored(frame.client_id, frame.seq);
       break;
     case "read":
       unread.moved(frame.seq);
@@ -162,10 +190,12 @@ function handleFrame(frame) {
       break;
     case "join":
       people.joined(frame.user);
+      moderation.online([...people.names]);
       list.notice(`${frame.user} joined`);
       break;
     case "leave":
       people.left(frame.user);
+      moderation.online([...people.names]);
       list.notice(`${frame.user} left`);
       break;
     case "typing":
@@ -174,10 +204,11 @@ function handleFrame(frame) {
     case "online":
       // The whole list again: the server skipped join or leave frames while this socket was behind.
       people.reset(frame.online);
+      moderation.online(frame.online);
       break;
     case "error":
       if (frame.code === "rate_limited") setTimeout(() => timeline.retry(), RETRY_REQUESTS_MS);
-      if (!outbox.refused(frame) && !conversation.refused(frame)) {
+      if (!outbox.refused(frame) && !conversation.refused(frame) && !moderation.refused(frame)) {
         console.warn("chatsite: the server refused a frame", frame);
       }
       break;
@@ -191,6 +222,10 @@ function logged(frames, fresh, { live }) {
   for (const frame of frames) if (frame.type === "message" && frame.client_id) outbox.stored(frame.client_id);
   const shown = [];
   for (const entry of fresh) {
+    if (entry.type === "moderation") {
+      if (entry.seq > helloSeq) moderation.entry(entry, { live });
+      continue;
+    }
     const target = entry.type === "message" ? entry.seq : entry.target;
     const view = conversation.states.get(target);
     if (view && list.has(target)) shown.push(view);

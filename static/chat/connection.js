@@ -16,6 +16,7 @@ const BACKOFF_CAP_MS = 30_000;
 // Close codes after which reconnecting cannot help (docs/protocol.md, "Close codes").
 const FINAL_CLOSE_CODES = new Map([
   [4401, "Log in to chat in this room."],
+  [4403, "You do not have access to this room (any more)."],
   [4404, "This room does not exist."],
 ]);
 // 4429: this person or address holds too many sockets (tabs) already. Retrying soon would only be refused

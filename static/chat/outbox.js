@@ -209,11 +209,22 @@ export class Outbox {
   }
 
   // An error frame. Returns whether it was taken as the answer to the entry in flight.
-  refused({ code, detail }) {
+  refused({ code, detail, retry_after: retryAfter }) {
     const entry = this.entries.get(this.inFlight);
     if (!entry) return false;
     this.inFlight = null;
-    if (RETRYABLE.has(code)) {
+    if (code === "slow_mode" && entry.kind === "message") {
+      // Not lost, only early: it goes by itself once the room's slow mode lets it.
+      entry.state = "pending";
+      this.retryTimer = setTimeout(
+        () => {
+          this.retryTimer = null;
+          this.flush();
+        },
+        (Number(retryAfter) || 1) * 1000,
+      );
+      this.onChange();
+    } else if (RETRYABLE.has(code)) {
       entry.state = "pending";
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
