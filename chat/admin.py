@@ -6,21 +6,126 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.contrib import messages as flash
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .exceptions import ClientError
 from .identity import Identity
-from .models import Kind, Message, Room
+from .models import Action, Kind, Membership, Message, ModerationEntry, Report, Restriction, Room
 from .protocol import clean_body
-from .services import message_create, message_delete
+from .services import entry_create, message_create, message_delete, moderation
+
+
+def _staff(request: HttpRequest) -> Identity:
+    user = request.user if request.user.is_authenticated else None
+    return Identity(name=user.get_username() if user else "admin", user=user)  # type: ignore[arg-type]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    # Removing a member is a kick, an entry of the log that closes their sockets: the Memberships page does it.
+    can_delete = False
 
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ["name", "last_seq", "last_activity", "created"]
+    list_display = ["name", "kind", "last_seq", "slow_mode_seconds", "last_activity", "created"]
+    list_filter = ["kind"]
     search_fields = ["name"]
-    readonly_fields = ["last_seq", "last_activity", "created"]
+    # Slow mode changes only through a moderation entry, which every socket hears of.
+    readonly_fields = ["last_seq", "last_activity", "created", "slow_mode_seconds"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["room", "user", "role", "joined"]
+    list_filter = ["role", "room__kind"]
+    search_fields = ["room__name", "user__username"]
+    autocomplete_fields = ["user"]
+    list_select_related = ["room", "user"]
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        # A kick through the write path: logged, broadcast, and it closes the person's sockets on every process.
+        try:
+            entry_create(
+                moderation(room=obj.room, identity=_staff(request), action=Action.KICK, subject=obj.user.username)
+            )
+        except ClientError as exc:  # staff kicking staff, say: the membership goes, without an entry
+            self.message_user(request, f"{obj}: not kicked ({exc.detail}); removed only", flash.WARNING)
+        Membership.objects.filter(pk=obj.pk).delete()  # a public room's member is only disconnected by a kick
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("room", "user"):
+            self.delete_model(request, membership)
+
+
+@admin.register(Restriction)
+class RestrictionAdmin(admin.ModelAdmin):
+    list_display = ["room", "action", "name", "until", "by", "created"]
+    list_filter = ["action"]
+    search_fields = ["room__name", "name"]
+    list_select_related = ["room"]
+    actions = ["lift"]
+
+    # Bans and mutes are made and lifted by moderation entries (the room's frames, or "lift" here), never edited.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Lift the selected bans and mutes (an unban or unmute entry in each room)")
+    def lift(self, request: HttpRequest, queryset: QuerySet[Restriction]) -> None:
+        for restriction in queryset.select_related("room"):
+            action = Action.UNBAN if restriction.action == Action.BAN else Action.UNMUTE
+            try:
+                entry_create(
+                    moderation(room=restriction.room, identity=_staff(request), action=action, subject=restriction.name)
+                )
+            except ClientError as exc:
+                self.message_user(request, f"{restriction}: {exc.detail}", flash.ERROR)
+
+
+@admin.register(ModerationEntry)
+class ModerationEntryAdmin(admin.ModelAdmin):
+    list_display = ["room", "seq", "action", "subject", "author", "seconds", "created"]
+    list_filter = ["action", "room"]
+    search_fields = ["subject", "author", "room__name"]
+    list_select_related = ["room"]
+    fields = ["room", "seq", "action", "subject", "author", "seconds", "created"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModerationEntry]:
+        return super().get_queryset(request).filter(kind=Kind.MODERATION)
+
+    # The log is append-only.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    list_display = ["room", "target_seq", "by", "reason", "created"]
+    list_filter = ["room"]
+    search_fields = ["reason", "by", "room__name"]
+    list_select_related = ["room"]
+    readonly_fields = ["room", "target_seq", "by", "who", "reason", "created"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 class MessageAddForm(forms.ModelForm):

@@ -110,6 +110,14 @@ class Message(models.Model):
         return self.deleted_at is not None
 
 
+class ModerationEntry(Message):
+    """The log's moderation entries, for the admin to list apart from messages."""
+
+    class Meta:
+        proxy = True
+        verbose_name_plural = "moderation entries"
+
+
 class Presence(models.Model):
     """One open WebSocket in a room. Kept in the database so that every server process sees the same list."""
 

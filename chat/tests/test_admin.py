@@ -6,8 +6,9 @@ from django.contrib.auth import get_user_model
 from django.test import TestCase, override_settings
 
 from chat import events, protocol, selectors
-from chat.models import Message, Room
-from chat.services import message_create
+from chat.identity import Identity
+from chat.models import Kind, Membership, Message, Restriction, Role, Room, RoomKind
+from chat.services import entry_create, message_create, moderation, report
 
 from .helpers import FAST_HASHING, RoomListener
 
@@ -162,3 +163,45 @@ class MessageLogIsReadOnlyTests(AdminTestCase):
         event = async_to_sync(delete_and_listen)()
         frame = protocol.decode(event["text"])
         self.assertEqual((frame["type"], frame["target"], frame["by"]), ("delete", 1, "boss"))
+
+
+class ModerationAdminTests(AdminTestCase):
+    def setUp(self):
+        super().setUp()
+        self.ada = get_user_model().objects.create_user("ada")
+        self.room.kind = RoomKind.PRIVATE
+        self.room.save()
+        self.membership = Membership.objects.create(room=self.room, user=self.ada, role=Role.MEMBER)
+        self.boss = Identity(name="boss", user=self.admin)
+
+    def test_moderation_entries_are_listed_apart_from_messages(self):
+        entry_create(moderation(room=self.room, identity=self.boss, action="mute", subject="ada"))
+        response = self.client.get("/admin/chat/moderationentry/")
+        self.assertEqual([(e.action, e.subject) for e in response.context["cl"].result_list], [("mute", "ada")])
+        self.assertEqual(list(self.client.get(CHANGELIST_URL).context["cl"].result_list), [])
+
+    def test_reports_are_listed(self):
+        message_create(room=self.room, author="ada", user=self.ada, body="rude")
+        report(room=self.room, identity=Identity(name="ada", user=self.ada), target=1, reason="spam link")
+        self.assertContains(self.client.get("/admin/chat/report/"), "spam link")
+
+    def test_removing_a_membership_is_a_kick_entry(self):
+        url = f"/admin/chat/membership/{self.membership.pk}/delete/"
+        self.assertEqual(self.client.post(url, {"post": "yes"}).status_code, 302)
+        self.assertFalse(Membership.objects.exists())
+        kick = Message.objects.get(kind=Kind.MODERATION)
+        self.assertEqual((kick.action, kick.subject, kick.author), ("kick", "ada", "boss"))
+
+    def test_lifting_a_ban_is_an_unban_entry(self):
+        entry_create(moderation(room=self.room, identity=self.boss, action="ban", subject="ada"))
+        ban = Restriction.objects.get()
+        self.client.post("/admin/chat/restriction/", {"action": "lift", "_selected_action": [ban.pk]})
+        self.assertFalse(Restriction.objects.exists())
+        self.assertEqual(Message.objects.order_by("seq").last().action, "unban")
+
+    def test_bans_cannot_be_edited_in_place(self):
+        entry_create(moderation(room=self.room, identity=self.boss, action="ban", subject="ada"))
+        ban = Restriction.objects.get()
+        self.assertEqual(
+            self.client.post(f"/admin/chat/restriction/{ban.pk}/delete/", {"post": "yes"}).status_code, 403
+        )
