@@ -19,7 +19,7 @@ from .services import entry_create, message_create, message_delete, moderation
 
 def _staff(request: HttpRequest) -> Identity:
     user = request.user if request.user.is_authenticated else None
-    return Identity(name=user.get_username() if user else "admin", user=user)  # type: ignore[arg-type]
+    return Identity(name=user.get_username() if user else "admin", user=user)
 
 
 class MembershipInline(admin.TabularInline):
@@ -99,8 +99,7 @@ class ModerationEntryAdmin(admin.ModelAdmin):
     list_filter = ["action", "room"]
     search_fields = ["subject", "author", "room__name"]
     list_select_related = ["room"]
-    fields = ["room", "seq", "action", "subject", "author", "seconds", "created"]
-    readonly_fields = fields
+    fields = readonly_fields = ("room", "seq", "action", "subject", "author", "seconds", "created")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModerationEntry]:
         return super().get_queryset(request).filter(kind=Kind.MODERATION)
