@@ -5,12 +5,13 @@ Runs where the suite runs on PostgreSQL with REDIS_URL set (`make test-scale`, a
 
 import asyncio
 import itertools
+import time
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import Client, TransactionTestCase
 
-from chat.models import Message, Room
+from chat.models import Membership, Message, Role, Room, RoomKind
 
 from .helpers import eventually
 from .servers import RedisServer, Server, require_redis_and_postgres
@@ -28,7 +29,9 @@ def session_cookie(username: str) -> str:
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
-class TwoProcessTests(TransactionTestCase):
+class TwoProcessCase(TransactionTestCase):
+    """Two server processes, A and B, on the test database and Redis; no traceback in either's log."""
+
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
@@ -49,6 +52,8 @@ class TwoProcessTests(TransactionTestCase):
         cookies = [await sync_to_async(session_cookie)(name) for name in names]
         return [ChatClient(room=ROOM, cookie=cookie) for cookie in cookies]
 
+
+class TwoProcessTests(TwoProcessCase):
     async def test_a_message_sent_on_one_process_reaches_a_client_on_the_other(self) -> None:
         alice, bob = await self.clients("alice", "bob")
         await alice.connect(self.a.url)
@@ -208,3 +213,48 @@ class RedisRestartTests(TransactionTestCase):
         finally:
             await alice.close()
             await bob.close()
+
+
+def private_room(name: str, **roles: str) -> None:
+    room = Room.objects.create(name=name, kind=RoomKind.PRIVATE)
+    for username, role in roles.items():
+        Membership.objects.create(room=room, user=get_user_model().objects.get(username=username), role=role)
+
+
+class TwoProcessAccessTests(TwoProcessCase):
+    """A kick, ban or mute taken on one process holds on the other: it is in the database, and its entry reaches
+    every socket of the person there."""
+
+    async def test_a_kick_on_one_process_closes_the_persons_sockets_on_both_within_a_second(self) -> None:
+        mod, ada = await self.clients("mod", "ada")
+        await sync_to_async(private_room)(ROOM, mod=Role.MODERATOR, ada=Role.MEMBER)
+        phone = ChatClient(room=ROOM, cookie=ada.cookie)
+        await mod.connect(self.a.url)
+        await ada.connect(self.a.url)
+        await phone.connect(self.b.url)
+        try:
+            kicked = time.monotonic()
+            await mod.moderate("kick", "ada")
+            await eventually(lambda: not ada.connected and not phone.connected, timeout=1.0, what="both closed")
+            self.assertLess(time.monotonic() - kicked, 1.0)
+            self.assertEqual((ada.close_codes, phone.close_codes), ([4403], [4403]))
+            with self.assertRaises(ConnectionError):
+                await phone.connect(self.b.url)  # closed with 4403 again: no hello
+        finally:
+            for client in (mod, ada, phone):
+                await client.close()
+
+    async def test_a_mute_on_one_process_refuses_the_persons_messages_on_the_other(self) -> None:
+        mod, ada = await self.clients("mod", "ada")
+        await sync_to_async(private_room)(ROOM, mod=Role.MODERATOR, ada=Role.MEMBER)
+        await mod.connect(self.a.url)
+        await ada.connect(self.b.url)
+        try:
+            muted = await mod.moderate("mute", "ada", seconds=600)
+            await eventually(lambda: muted in mod.acked, what="the mute's ack")
+            said = await ada.send("still here?")
+            await eventually(lambda: said in ada.refused, timeout=10, what="the refusal")
+            self.assertEqual(ada.refused[said], "muted")
+        finally:
+            await mod.close()
+            await ada.close()

@@ -25,7 +25,15 @@ from websockets.exceptions import ConnectionClosed
 
 # Frames the server sends only in answer to one of the client's own (the consumer handles a socket's frames one
 # at a time, so they come in the order of the requests), and what each request is answered by.
-ANSWERS = {"message": "ack", "edit": "ack", "delete": "ack", "react": "ack", "ping": "pong", "history": "history"}
+ANSWERS = {
+    "message": "ack",
+    "edit": "ack",
+    "delete": "ack",
+    "react": "ack",
+    "moderate": "ack",
+    "ping": "pong",
+    "history": "history",
+}
 # Errors that say "not now": nothing was stored and the same frame goes again. Any other refuses it for good.
 RETRYABLE = {"rate_limited", "unavailable"}
 
@@ -38,6 +46,8 @@ def entry_identity(entry: dict[str, Any]) -> tuple[Any, ...]:
         return (kind, entry["author"], entry["client_id"], entry.get("reply_to"))
     if kind == "reaction":
         return (kind, entry["target"], entry["user"], entry["emoji"], entry["on"])
+    if kind == "moderation":
+        return (kind, entry["action"], entry["user"], entry["by"], entry["seconds"])
     return (kind, entry["target"], entry["by"])
 
 
@@ -258,6 +268,10 @@ class ChatClient:
     async def react(self, target: int, emoji: str, *, on: bool = True) -> str:
         return await self.post({"type": "react", "target": target, "emoji": emoji, "on": on})
 
+    async def moderate(self, action: str, user: str | None = None, seconds: int | None = None) -> str:
+        """Send a moderation action (it is in the outbox until acked or refused, like a change)."""
+        return await self.post({"type": "moderate", "action": action, "user": user, "seconds": seconds})
+
     async def mark_read(self, seq: int) -> None:
         """Say the person has read the room up to ``seq`` (answered, if it moves the marker, by a read frame)."""
         await self._send({"type": "read", "seq": seq})
@@ -333,7 +347,7 @@ class ChatClient:
             self._hello.set()
             if frame["last_seq"] > self.contiguous and self.connections > 1:
                 self._fill_soon(frame["last_seq"] + 1)
-        elif kind in ("message", "edit", "delete", "reaction"):
+        elif kind in ("message", "edit", "delete", "reaction", "moderation"):
             self._see(frame)
         elif kind == "history":
             for entry in frame["messages"]:
@@ -397,7 +411,7 @@ class ChatClient:
         while self._folded_through < through:
             self._folded_through += 1
             entry = self.view[self._folded_through]
-            if entry["type"] == "message":
+            if entry["type"] in ("message", "moderation"):
                 continue
             target = self.messages.get(entry["target"])
             if target is not None and entry["seq"] > target.state_seq:
