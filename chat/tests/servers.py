@@ -52,6 +52,25 @@ def database_url() -> str:
     return f"postgres://{credentials}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+_static_collected = False
+
+
+def collect_static() -> None:
+    """Collect the static files, once per test run, as a deploy does (Dockerfile): servers run with debug off, so
+    a page that names a static file the manifest lacks answers 500. Only tests that load pages need it."""
+    global _static_collected
+    if _static_collected:
+        return
+    subprocess.run(  # noqa: S603 - our own interpreter and manage.py, no shell
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "collectstatic-only"},
+        check=True,
+        timeout=120,
+    )
+    _static_collected = True
+
+
 class Server:
     """One uvicorn (or, with ``daphne=True``, daphne) process serving chatsite.asgi, with production settings over
     plain HTTP."""
