@@ -61,7 +61,7 @@ def collect_static() -> None:
     global _static_collected
     if _static_collected:
         return
-    subprocess.run(  # noqa: S603 - our own interpreter and manage.py, no shell
+    subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
         cwd=ROOT,
         env={**os.environ, "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "collectstatic-only"},
