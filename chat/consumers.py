@@ -266,6 +266,10 @@ class ChatConsumer(FanoutConsumer):
             return
         await self.send_live(event)
 
+    async def chat_revoke(self, event: dict[str, Any]) -> None:
+        # The fan-out sends it only to this person's sockets.
+        self._revoke()
+
     def _revoke(self) -> None:
         self.rights = access.NONE
         if not self.close_sent:

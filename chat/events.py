@@ -13,6 +13,7 @@ MESSAGE_EVENT = "chat.message"  # a stored message, with its "seq"
 MESSAGES_EVENT = "chat.messages"  # several stored messages of one commit, oldest first: "events", each a MESSAGE_EVENT
 PRESENCE_EVENT = "chat.presence"  # a join, leave or typing of "user"
 READ_EVENT = "chat.read"  # a read marker that moved: only for the sockets of "person" (chat.store.who's key)
+REVOKE_EVENT = "chat.revoke"  # "person" may no longer read the room (they left it): their sockets close
 
 
 def message_event(payload: dict[str, Any], *, revokes: str | None = None) -> dict[str, Any]:
@@ -32,6 +33,12 @@ def messages_event(events: list[dict[str, Any]]) -> dict[str, Any]:
 def presence_event(kind: protocol.PresenceKind, user: str) -> dict[str, Any]:
     """A join, leave or typing of ``user``."""
     return {"type": PRESENCE_EVENT, "user": user, "text": protocol.encode(protocol.presence(kind, user=user))}
+
+
+def revoke_event(person: str) -> dict[str, Any]:
+    """The person lost the room without a moderation entry (they left it): their sockets close with 4403. A kick
+    or ban needs none: its entry's event says so (message_event's ``revokes``)."""
+    return {"type": REVOKE_EVENT, "person": person}
 
 
 def read_event(room: str, person: str, seq: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 
 from . import access, groupcommit, metrics, protocol, rooms
 from .broadcast import broadcast
-from .events import message_event
+from .events import message_event, revoke_event
 from .exceptions import ClientError, Refused
 from .identity import Identity
 from .models import Action, Kind, Message, Report, Room
@@ -31,6 +31,7 @@ __all__ = [
     "message_delete",
     "moderation",
     "report",
+    "revoke",
     "room_for",
     "room_get_or_create",
 ]
@@ -138,6 +139,11 @@ def moderation(
         guest_id=identity.guest_id,
         client_id=protocol.clean_client_id(client_id),
     )
+
+
+def revoke(room: Room, person: str) -> None:
+    """Close the person's sockets to the room on every process (they left it): for synchronous callers."""
+    async_to_sync(broadcast)(room.name, revoke_event(person))
 
 
 def report(*, room: Room, identity: Identity, target: int, reason: str) -> Report:

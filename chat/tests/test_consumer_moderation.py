@@ -209,3 +209,20 @@ class ReportTests(ModerationSocketTestCase):
         ada = await self.open("town", cookie=await self.login_cookie("ada"))
         await ada.send({"type": "report", "target": 1, "reason": "x" * 501})
         self.assertEqual((await ada.receive_type("error"))["code"], protocol.BAD_FRAME)
+
+
+class RevokeTests(ModerationSocketTestCase):
+    async def test_a_revoke_closes_only_that_persons_sockets(self) -> None:
+        await make_room("team", RoomKind.PRIVATE, ada=Role.MEMBER, bob=Role.MEMBER)
+        ada = await self.open("team", cookie=await self.login_cookie("ada"))
+        bob = await self.open("team", cookie=await self.login_cookie("bob"))
+
+        @sync_to_async
+        def ada_leaves() -> None:
+            room = Room.objects.get(name="team")
+            services.revoke(room, f"user:{User.objects.get(username='ada').pk}")
+
+        await ada_leaves()
+        await self.closed_with(ada, protocol.CLOSE_FORBIDDEN)
+        await bob.send({"type": "ping"})
+        self.assertEqual((await bob.receive_type("pong"))["type"], "pong")
