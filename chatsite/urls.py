@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from chat.api import api
 from chat.health import healthz, metrics_view
 
 urlpatterns = [
@@ -8,5 +9,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    # The HTTP API, with its OpenAPI schema at /api/openapi.json and docs at /api/docs.
+    path("api/", api.urls),
     path("", include("chat.urls")),
 ]
