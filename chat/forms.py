@@ -6,6 +6,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import RegexValidator
 
 from .identity import BAD_NICKNAME, GUEST_PREFIX, NICKNAME_MAX_LENGTH, NICKNAME_PATTERN, NICKNAME_RULE, RESERVED_NAMES
+from .models import RoomKind
 from .rooms import ROOM_NAME_MAX_LENGTH, ROOM_NAME_PATTERN, ROOM_NAME_RULE, normalize_room_name
 
 
@@ -23,6 +24,15 @@ class RoomForm(forms.Form):
                 "spellcheck": "false",
             }
         ),
+    )
+
+    # Optional: "open" a public room by name without choosing. Guests may not create private rooms
+    # (chat.membership says so; the lobby disables the choice for them).
+    kind = forms.ChoiceField(
+        label="Kind",
+        choices=[(RoomKind.PUBLIC, "Public"), (RoomKind.PRIVATE, "Private")],
+        required=False,
+        widget=forms.RadioSelect,
     )
 
     def clean_name(self) -> str:

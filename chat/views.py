@@ -1,54 +1,67 @@
-"""Pages: the lobby (and its room list as JSON, to keep it fresh), a room, the guest nickname and sign-up forms."""
+"""Pages: the lobby, a room, the Mentions page, invite links, direct messages, the guest nickname and sign-up
+forms. The lobby keeps itself fresh through the room list API (chat.api)."""
+
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.db.models import F
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from . import access, presence, selectors
-from .exceptions import ClientError
+from . import access, membership, protocol, selectors
+from .exceptions import ClientError, Refused
 from .forms import NicknameForm, RoomForm, SignUpForm
-from .identity import BAD_NICKNAME, Identity, identify, set_nickname
-from .models import Room
-from .protocol import iso_utc
+from .identity import BAD_NICKNAME, identify, set_nickname
+from .models import RoomKind
 from .rooms import normalize_room_name
-from .services import room_get_or_create
+from .services import room_for
 
-LOBBY_ROOMS = 100
-# How often an open lobby asks rooms_json for fresh counts: a read on another device shows within this.
+# How often an open lobby asks the room list API (chat.api) for fresh counts: a read on another device shows within
+# this.
 LOBBY_REFRESH_SECONDS = 2
 # The most mentions the Mentions page lists.
 MENTIONS_LISTED = 100
 
 
-def _lobby_rooms(identity: Identity | None) -> list[Room]:
-    """The rooms the lobby lists: those that mention the person unread first, then the most recently active,
-    each with ``online`` (how many people are there), and the person's ``unread`` and ``mentions`` counts."""
-    rooms = list(Room.objects.order_by(F("last_activity").desc(nulls_last=True), "name")[:LOBBY_ROOMS])
-    counts = presence.online_counts()
-    unread = {}
-    if identity is not None:
-        unread = selectors.unread_counts(rooms, identity)
-    for room in rooms:
-        room.online = counts.get(room.pk, 0)  # type: ignore[attr-defined]
-        room.unread, room.mentions = unread.get(room.pk, (0, 0))  # type: ignore[attr-defined]
-    rooms.sort(key=lambda room: room.mentions == 0)  # type: ignore[attr-defined]  # stable: activity order stays
-    return rooms
+NO_ROOMS = "No rooms yet. Open one: it is created on the spot."
+NO_DIRECTS = "No direct messages yet."
+
+
+@dataclass(frozen=True, slots=True)
+class LobbySection:
+    """One list of the lobby (its rooms, its direct messages) and the ids its script finds it by."""
+
+    key: str
+    title: str
+    list_id: str
+    empty_id: str
+    empty: str
+    rooms: list[membership.ListedRoom]
+
+
+def _to_login(request: HttpRequest) -> HttpResponse:
+    return redirect_to_login(request.get_full_path())
 
 
 def lobby(request: HttpRequest, room_form: RoomForm | None = None) -> HttpResponse:
     identity = identify(request.user, request.session)
+    listed = membership.room_list(identity)
+    rooms = [room for room in listed if room.kind != RoomKind.DIRECT]
+    sections = [LobbySection("rooms", "Rooms", "room-list", "no-rooms", NO_ROOMS, rooms)]
+    if identity is not None and not identity.is_guest:  # guests have no direct rooms
+        directs = [room for room in listed if room.kind == RoomKind.DIRECT]
+        sections.append(LobbySection("directs", "Direct messages", "dm-list", "no-dms", NO_DIRECTS, directs))
     return render(
         request,
         "chat/lobby.html",
         {
-            "rooms": _lobby_rooms(identity),
+            "rooms": rooms,
+            "sections": sections,
             "refresh_seconds": LOBBY_REFRESH_SECONDS,
             "room_form": room_form or RoomForm(),
             "nickname_form": NicknameForm(),
@@ -58,31 +71,15 @@ def lobby(request: HttpRequest, room_form: RoomForm | None = None) -> HttpRespon
     )
 
 
-@require_GET
-@never_cache
-def rooms_json(request: HttpRequest) -> JsonResponse:
-    """The lobby's room list, for the lobby page to refresh itself without a reload."""
-    rooms = [
-        {
-            "name": room.name,
-            "url": reverse("chat:room", args=[room.name]),
-            "online": room.online,  # type: ignore[attr-defined]
-            "last_activity": iso_utc(room.last_activity) if room.last_activity else None,
-            "unread": room.unread,  # type: ignore[attr-defined]
-            "mentions": room.mentions,  # type: ignore[attr-defined]
-        }
-        for room in _lobby_rooms(identify(request.user, request.session))
-    ]
-    return JsonResponse({"rooms": rooms})
-
-
 @never_cache
 def mentions(request: HttpRequest) -> HttpResponse:
-    """The messages that mention the person, newest first, across rooms, each linking to it in its room."""
+    """The messages that mention the person, newest first, in the rooms they can still read, each linking to it
+    in its room."""
     identity = identify(request.user, request.session)
     if identity is None:
-        return redirect(f"{settings.LOGIN_URL}?next={request.path}")
-    found = selectors.mentions_of(name=identity.name, limit=MENTIONS_LISTED)
+        return _to_login(request)
+    readable = set(access.visible_rooms(identity).values_list("name", flat=True))
+    found = [m for m in selectors.mentions_of(name=identity.name, limit=MENTIONS_LISTED) if m["room"] in readable]
     for message in found:
         message["when"] = parse_datetime(message["sent_at"])  # for the template's date filter
     return render(request, "chat/mentions.html", {"identity": identity, "mentions": found})
@@ -90,11 +87,22 @@ def mentions(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def room_open(request: HttpRequest) -> HttpResponse:
+    """The lobby's form: create a room (as POST /api/rooms/ does), or open the public room of that name if there
+    is one already."""
+    identity = identify(request.user, request.session)
+    if identity is None:
+        return _to_login(request)
     form = RoomForm(request.POST)
     if not form.is_valid():
         return lobby(request, room_form=form)
-    Room.objects.get_or_create(name=form.cleaned_data["name"])
-    return redirect("chat:room", room_name=form.cleaned_data["name"])
+    name, kind = form.cleaned_data["name"], form.cleaned_data["kind"] or RoomKind.PUBLIC
+    try:
+        membership.room_create(identity, name=name, kind=kind)
+    except ClientError as exc:
+        if not (exc.code == membership.NAME_TAKEN and kind == RoomKind.PUBLIC):
+            form.add_error("kind" if exc.code == protocol.FORBIDDEN else "name", exc.detail)
+            return lobby(request, room_form=form)
+    return redirect("chat:room", room_name=name)
 
 
 @require_POST
@@ -115,6 +123,7 @@ def nickname(request: HttpRequest) -> HttpResponse:
 
 
 def room(request: HttpRequest, room_name: str) -> HttpResponse:
+    """A room's page. One the person may not read is a 404, the same page as a room that does not exist."""
     name = normalize_room_name(room_name)
     if name is None:
         raise Http404("No such room")
@@ -122,22 +131,69 @@ def room(request: HttpRequest, room_name: str) -> HttpResponse:
         return redirect("chat:room", room_name=name)
     identity = identify(request.user, request.session)
     if identity is None:
-        return redirect(f"{settings.LOGIN_URL}?next={request.path}")
+        return _to_login(request)
     # Made here if it is new, as its socket would a moment later: what the page offers depends on the room.
-    room = room_get_or_create(name)
+    try:
+        found, rights = room_for(name, identity)
+    except Refused:
+        raise Http404("No such room") from None
+    other = membership.direct_partner(found, identity)
     return render(
         request,
         "chat/room.html",
         {
             "room_name": name,
+            "room_label": f"@{other}" if other else f"#{name}",
+            "kind": found.kind,
+            "other": other,
+            "rights": rights,
+            # The members panel: private rooms, and public ones for those who moderate them (reports, moderators).
+            "members_panel": found.kind == RoomKind.PRIVATE or (found.kind == RoomKind.PUBLIC and rights.moderate),
             "identity": identity,
             "max_length": settings.CHAT_MAX_MESSAGE_LENGTH,
             "reactions": " ".join(settings.CHAT_REACTIONS),
             "edit_seconds": settings.CHAT_EDIT_SECONDS,
             # What the page offers; the server decides again on every frame (chat.access).
-            "moderator": access.can_moderate(identity, room),
+            "moderator": rights.moderate,
         },
     )
+
+
+@require_GET
+@never_cache
+def invite(request: HttpRequest, token: str) -> HttpResponse:
+    """An invite link: a signed-in person becomes a member and goes to the room; a guest logs in first and comes
+    back. A forged, expired or revoked link, or one made before its person was kicked or banned, is a 404."""
+    identity = identify(request.user, request.session)
+    if identity is None or identity.user is None:
+        return _to_login(request)
+    try:
+        found = membership.invite_accept(token, identity)
+    except ClientError:
+        raise Http404("No such invite") from None
+    return redirect("chat:room", room_name=found.name)
+
+
+@require_GET
+def direct_open(request: HttpRequest) -> HttpResponse:
+    """The lobby's direct-message box (a GET form): on to /dm/NAME/."""
+    username = request.GET.get("username", "").strip()
+    if not username:
+        return redirect("chat:lobby")
+    return redirect("chat:direct", username=username)
+
+
+@require_GET
+def direct(request: HttpRequest, username: str) -> HttpResponse:
+    """The direct room of the signed-in person and ``username``, made on first use; a 404 for nobody or yourself."""
+    identity = identify(request.user, request.session)
+    if identity is None or identity.user is None:
+        return _to_login(request)
+    try:
+        found = membership.direct_room(identity, username)
+    except ClientError:
+        raise Http404("No such person") from None
+    return redirect("chat:room", room_name=found.name)
 
 
 def signup(request: HttpRequest) -> HttpResponse:

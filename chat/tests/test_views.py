@@ -1,18 +1,22 @@
-"""The pages: the lobby, opening a room, a room, the guest nickname, sign-up, log in and log out."""
+"""The pages: the lobby, opening a room, a room, invite links, direct messages, the Mentions page, the guest
+nickname, sign-up, log in and log out."""
 
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth.models import User
 from django.test import Client, TestCase, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from chat import membership
 from chat.identity import GUEST_SESSION_KEY, NICKNAME_MAX_LENGTH, NICKNAME_RULE, Identity
-from chat.models import Kind, Presence, ReadMarker, Room
+from chat.membership import LOBBY_ROOMS
+from chat.models import Action, Invite, Kind, Membership, Presence, ReadMarker, Restriction, Role, Room, RoomKind
 from chat.rooms import ROOM_NAME_MAX_LENGTH, ROOM_NAME_PATTERN, ROOM_NAME_RULE
-from chat.services import change, entry_create, message_create
-from chat.views import LOBBY_REFRESH_SECONDS, LOBBY_ROOMS
+from chat.services import change, entry_create, message_create, moderation
+from chat.views import LOBBY_REFRESH_SECONDS
 
 from .helpers import FAST_HASHING
 
@@ -377,7 +381,7 @@ class RoomsJsonTests(TestCase):
         self.now = timezone.now()
 
     def rooms(self):
-        return self.client.get(reverse("chat:rooms_json")).json()["rooms"]
+        return self.client.get(reverse("api:rooms")).json()["rooms"]
 
     def test_the_rooms_endpoint_lists_each_room_with_its_link_online_count_and_last_activity(self):
         general = Room.objects.create(name="general", last_activity=datetime(2026, 11, 28, 7, 35, 51, tzinfo=UTC))
@@ -393,6 +397,9 @@ class RoomsJsonTests(TestCase):
                     "last_activity": "2026-11-28T07:35:51Z",
                     "unread": 0,
                     "mentions": 0,
+                    "kind": "public",
+                    "role": None,
+                    "with": None,
                 }
             ],
         )
@@ -413,11 +420,11 @@ class RoomsJsonTests(TestCase):
         self.assertEqual(self.rooms()[0]["online"], 0)
 
     def test_the_rooms_endpoint_is_never_cached(self):
-        response = self.client.get(reverse("chat:rooms_json"))
+        response = self.client.get(reverse("api:rooms"))
         self.assertIn("no-cache", response["Cache-Control"])
 
-    def test_the_rooms_endpoint_needs_a_get(self):
-        self.assertEqual(self.client.post(reverse("chat:rooms_json")).status_code, 405)
+    def test_the_rooms_endpoint_takes_no_put(self):
+        self.assertEqual(self.client.put(reverse("api:rooms")).status_code, 405)
 
     def test_the_lobby_tells_its_script_where_and_how_often_to_refresh(self):
         response = self.client.get("/")
@@ -437,7 +444,7 @@ class RoomsJsonCountsTests(TestCase):
         return message_create(room=self.room, author=author, body=body).message
 
     def counts(self, client: Client | None = None) -> tuple[int, int]:
-        (room,) = [r for r in (client or self.client).get(reverse("chat:rooms_json")).json()["rooms"]]
+        (room,) = [r for r in (client or self.client).get(reverse("api:rooms")).json()["rooms"]]
         return room["unread"], room["mentions"]
 
     def test_a_signed_in_person_sees_what_others_wrote_after_their_marker(self):
@@ -477,7 +484,7 @@ class RoomsJsonCountsTests(TestCase):
     def test_rooms_that_mention_you_come_first(self):
         self.post("see @grace")
         Room.objects.create(name="busy", last_activity=timezone.now() + timedelta(hours=1))
-        names = [r["name"] for r in self.client.get(reverse("chat:rooms_json")).json()["rooms"]]
+        names = [r["name"] for r in self.client.get(reverse("api:rooms")).json()["rooms"]]
         self.assertEqual(names, ["general", "busy"])
 
 
@@ -503,3 +510,351 @@ class MentionsPageTests(TestCase):
         message = message_create(room=self.room, author="bob", user=bob.user, body="hi @grace").message
         entry_create(change(room=self.room, identity=bob, kind=Kind.EDIT, target=message.seq, body="hi all"))
         self.assertNotContains(self.client.get(reverse("chat:mentions")), "hi @grace")
+
+    def test_a_mention_in_a_room_you_can_no_longer_read_is_not_listed(self):
+        team = Room.objects.create(name="team", kind=RoomKind.PRIVATE)
+        membership = Membership.objects.create(room=team, user=self.grace, role=Role.MEMBER)
+        message_create(room=team, author="bob", body="secret for @grace")
+        self.assertContains(self.client.get(reverse("chat:mentions")), "secret for @grace")
+        membership.delete()
+        self.assertNotContains(self.client.get(reverse("chat:mentions")), "secret for @grace")
+
+
+def person(username: str, **extra) -> User:
+    """A user without a password (nothing to hash): these tests sign in with force_login."""
+    return User.objects.create_user(username, **extra)
+
+
+def member_of(room: Room, username: str, role: str = Role.MEMBER) -> User:
+    user = User.objects.filter(username=username).first() or person(username)
+    Membership.objects.create(room=room, user=user, role=role)
+    return user
+
+
+class LobbySectionTests(TestCase):
+    """The lobby lists only the rooms the person can see: rooms, then their direct messages."""
+
+    def setUp(self):
+        Room.objects.create(name="general")
+        self.team = Room.objects.create(name="secret-team", kind=RoomKind.PRIVATE)
+        self.ada = member_of(self.team, "ada", Role.OWNER)
+
+    def test_a_guest_is_not_shown_a_private_room(self):
+        response = self.client.get("/")
+        self.assertEqual([room.name for room in response.context["rooms"]], ["general"])
+        self.assertNotContains(response, "secret-team")
+
+    def test_a_signed_in_outsider_is_not_shown_a_private_room(self):
+        self.client.force_login(person("eve"))
+        self.assertNotContains(self.client.get("/"), "secret-team")
+
+    def test_a_member_is_shown_their_private_room_marked_private(self):
+        self.client.force_login(self.ada)
+        response = self.client.get("/")
+        self.assertContains(response, 'href="/chat/secret-team/"')
+        self.assertContains(response, '<span class="room-kind-tag">private</span>', html=True)
+
+    def test_a_direct_room_is_listed_under_direct_messages_by_the_other_persons_name(self):
+        bob = person("bob")
+        dm = Room.objects.create(name=f"dm-{self.ada.pk}-{bob.pk}", kind=RoomKind.DIRECT)
+        member_of(dm, "ada")
+        member_of(dm, "bob")
+        self.client.force_login(self.ada)
+        response = self.client.get("/")
+        self.assertNotIn(dm.name, [room.name for room in response.context["rooms"]])
+        (directs,) = [section.rooms for section in response.context["sections"] if section.list_id == "dm-list"]
+        self.assertEqual([(room.name, room.other) for room in directs], [(dm.name, "bob")])
+        self.assertContains(response, f'<a class="room-link" href="/chat/{dm.name}/">@bob</a>', html=True)
+
+    def test_a_guest_has_no_direct_messages_section_or_box(self):
+        response = self.client.get("/")
+        self.assertNotContains(response, 'id="dm-list"')
+        self.assertNotContains(response, 'id="dm-username"')
+
+    def test_a_signed_in_person_has_a_direct_message_box_going_to_dm(self):
+        self.client.force_login(self.ada)
+        self.assertEqual(element_attrs(self.client.get("/"), "dm-form")["action"], "/dm/")
+
+    def test_a_guest_may_not_choose_a_private_room(self):
+        self.assertIn("disabled", element_attrs(self.client.get("/"), "room-kind-private"))
+
+    def test_a_signed_in_person_may_choose_a_private_room(self):
+        self.client.force_login(self.ada)
+        self.assertNotIn("disabled", element_attrs(self.client.get("/"), "room-kind-private"))
+
+    def test_public_is_chosen_unless_private_was(self):
+        self.assertIn("checked", element_attrs(self.client.get("/"), "room-kind-public"))
+
+
+@FAST_HASHING
+class RoomCreateFormTests(TestCase):
+    """The lobby's form creates a room the way POST /api/rooms/ does (chat.membership), or opens a public one."""
+
+    def test_a_signed_in_person_creating_a_room_owns_it(self):
+        ada = person("ada")
+        self.client.force_login(ada)
+        self.client.post("/rooms/", {"name": "team"})
+        self.assertEqual(Membership.objects.get(room__name="team").user, ada)
+
+    def test_a_private_room_is_created_private(self):
+        self.client.force_login(person("ada"))
+        response = self.client.post("/rooms/", {"name": "team", "kind": "private"})
+        self.assertRedirects(response, "/chat/team/", fetch_redirect_response=False)
+        self.assertEqual(Room.objects.get(name="team").kind, RoomKind.PRIVATE)
+
+    def test_a_guest_asking_for_a_private_room_is_told_to_sign_in_and_gets_none(self):
+        response = self.client.post("/rooms/", {"name": "team", "kind": "private"})
+        self.assertContains(response, "Sign in to create a private room.")
+        self.assertFalse(Room.objects.exists())
+
+    def test_a_guests_public_room_has_no_owner(self):
+        self.client.post("/rooms/", {"name": "open"})
+        self.assertEqual((Room.objects.count(), Membership.objects.count()), (1, 0))
+
+    def test_opening_a_taken_name_as_public_goes_to_that_room_and_changes_nothing(self):
+        Room.objects.create(name="team", kind=RoomKind.PRIVATE)
+        self.client.force_login(person("eve"))
+        response = self.client.post("/rooms/", {"name": "team"})
+        self.assertRedirects(response, "/chat/team/", fetch_redirect_response=False)
+        self.assertFalse(Membership.objects.exists())
+
+    def test_a_taken_name_asked_for_as_private_is_refused(self):
+        Room.objects.create(name="team")
+        self.client.force_login(person("ada"))
+        self.assertContains(self.client.post("/rooms/", {"name": "team", "kind": "private"}), "already a room")
+
+    def test_a_direct_rooms_reserved_name_is_refused(self):
+        response = self.client.post("/rooms/", {"name": "dm-1-2"})
+        self.assertContains(response, 'class="error" role="alert"')
+        self.assertFalse(Room.objects.exists())
+
+    @override_settings(CHAT_ALLOW_GUESTS=False)
+    def test_with_guests_off_an_anonymous_post_is_sent_to_log_in(self):
+        response = self.client.post("/rooms/", {"name": "team"})
+        self.assertRedirects(response, "/accounts/login/?next=/rooms/", fetch_redirect_response=False)
+        self.assertFalse(Room.objects.exists())
+
+
+class PrivateRoomPageTests(TestCase):
+    def setUp(self):
+        self.team = Room.objects.create(name="team", kind=RoomKind.PRIVATE)
+        self.ada = member_of(self.team, "ada", Role.OWNER)
+
+    def test_a_private_room_is_404_to_a_signed_in_outsider(self):
+        self.client.force_login(person("eve"))
+        self.assertEqual(self.client.get("/chat/team/").status_code, 404)
+
+    def test_a_private_room_is_404_to_a_guest(self):
+        self.assertEqual(self.client.get("/chat/team/").status_code, 404)
+
+    def test_a_private_room_answers_an_outsider_with_the_page_of_an_unknown_reserved_name(self):
+        self.client.force_login(person("eve"))
+        private, missing = self.client.get("/chat/team/"), self.client.get("/chat/dm-1-2/")
+        self.assertEqual((private.status_code, private.content), (missing.status_code, missing.content))
+
+    def test_an_unknown_reserved_name_is_404_and_makes_no_room(self):
+        self.assertEqual(self.client.get("/chat/dm-1-2/").status_code, 404)
+        self.assertFalse(Room.objects.filter(name="dm-1-2").exists())
+
+    def test_a_banned_member_gets_404(self):
+        Restriction.objects.create(room=self.team, action=Action.BAN, who=f"user:{self.ada.pk}", by="root")
+        self.client.force_login(self.ada)
+        self.assertEqual(self.client.get("/chat/team/").status_code, 404)
+
+    def test_a_member_gets_the_page_with_its_kind_and_role(self):
+        self.client.force_login(self.ada)
+        room = element_attrs(self.client.get("/chat/team/"), "room")
+        self.assertEqual((room["data-kind"], room["data-role"], room["data-moderator"]), ("private", "owner", "true"))
+
+    def test_staff_get_a_private_rooms_page(self):
+        self.client.force_login(person("root", is_staff=True))
+        self.assertEqual(self.client.get("/chat/team/").status_code, 200)
+
+    def test_a_private_room_has_a_members_panel_reading_its_members_api(self):
+        self.client.force_login(self.ada)
+        panel = element_attrs(self.client.get("/chat/team/"), "members-panel")
+        self.assertEqual(
+            (panel["data-src"], panel["data-invites"]), ("/api/rooms/team/members/", "/api/rooms/team/invites/")
+        )
+
+    def test_the_members_panel_carries_a_csrf_token_for_its_writes(self):
+        self.client.force_login(self.ada)
+        self.assertContains(self.client.get("/chat/team/"), 'name="csrfmiddlewaretoken"')
+
+    def test_a_public_room_has_no_members_panel_for_those_who_do_not_moderate_it(self):
+        self.assertNotContains(self.client.get("/chat/general/"), 'id="members-panel"')
+
+    def test_a_public_rooms_owner_gets_the_members_panel(self):
+        room = Room.objects.create(name="open")
+        member_of(room, "ada", Role.OWNER)
+        self.client.force_login(self.ada)
+        self.assertContains(self.client.get("/chat/open/"), 'id="members-panel"')
+
+
+class InvitePageTests(TestCase):
+    def setUp(self):
+        self.team = Room.objects.create(name="team", kind=RoomKind.PRIVATE)
+        self.ada = member_of(self.team, "ada", Role.OWNER)
+        self.dan = person("dan")
+        self.token, self.invite = membership.invite_create(self.team, Identity(name="ada", user=self.ada))
+        self.url = f"/invite/{self.token}/"
+
+    def open_as(self, user: User, url: str | None = None):
+        self.client.force_login(user)
+        return self.client.get(url or self.url)
+
+    def is_member(self, user: User) -> bool:
+        return Membership.objects.filter(room=self.team, user=user).exists()
+
+    def test_a_signed_in_person_becomes_a_member_and_goes_to_the_room(self):
+        response = self.open_as(self.dan)
+        self.assertRedirects(response, "/chat/team/", fetch_redirect_response=False)
+        self.assertEqual(Membership.objects.get(room=self.team, user=self.dan).role, Role.MEMBER)
+
+    def test_the_invited_person_then_reads_the_room(self):
+        self.open_as(self.dan)
+        self.assertEqual(self.client.get("/chat/team/").status_code, 200)
+
+    def test_a_member_opening_it_keeps_their_role(self):
+        self.open_as(self.ada)
+        self.assertEqual(Membership.objects.get(room=self.team, user=self.ada).role, Role.OWNER)
+
+    def test_a_link_works_for_several_people(self):
+        self.open_as(self.dan)
+        self.open_as(person("cy"))
+        self.assertEqual(Membership.objects.filter(room=self.team).count(), 3)
+
+    def test_a_guest_is_sent_to_log_in_and_back(self):
+        response = self.client.get(self.url)
+        self.assertRedirects(response, f"/accounts/login/?next={self.url}", fetch_redirect_response=False)
+        self.assertFalse(Membership.objects.filter(room=self.team).exclude(user=self.ada).exists())
+
+    @FAST_HASHING
+    def test_logging_in_from_the_link_comes_back_to_it_and_joins(self):
+        make_user("bea")
+        response = self.client.post(
+            reverse("login"), {"username": "bea", "password": PASSWORD, "next": self.url}, follow=True
+        )
+        self.assertEqual(response.redirect_chain[-1], ("/chat/team/", 302))
+        self.assertTrue(Membership.objects.filter(room=self.team, user__username="bea").exists())
+
+    def test_a_forged_token_is_404(self):
+        self.assertEqual(self.open_as(self.dan, "/invite/forged-token-0123456789/").status_code, 404)
+        self.assertFalse(self.is_member(self.dan))
+
+    def test_a_tampered_token_is_404(self):
+        tampered = self.token[:-1] + ("A" if self.token[-1] != "A" else "B")
+        self.assertEqual(self.open_as(self.dan, f"/invite/{tampered}/").status_code, 404)
+        self.assertFalse(self.is_member(self.dan))
+
+    def test_the_stored_hash_is_no_token(self):
+        self.assertEqual(self.open_as(self.dan, f"/invite/{self.invite.token_hash}/").status_code, 404)
+
+    def test_an_expired_token_is_404(self):
+        Invite.objects.filter(pk=self.invite.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        self.assertEqual(self.open_as(self.dan).status_code, 404)
+        self.assertFalse(self.is_member(self.dan))
+
+    def test_a_revoked_token_is_404(self):
+        membership.invite_revoke_all(self.team, Identity(name="ada", user=self.ada))
+        self.assertEqual(self.open_as(self.dan).status_code, 404)
+        self.assertFalse(self.is_member(self.dan))
+
+    def kick(self, user: User) -> None:
+        ada = Identity(name="ada", user=self.ada)
+        entry_create(moderation(room=self.team, identity=ada, action=Action.KICK, subject=user.username))
+
+    def test_a_person_kicked_after_the_link_was_made_cannot_come_back_through_it(self):
+        self.open_as(self.dan)
+        self.kick(self.dan)
+        self.assertFalse(self.is_member(self.dan))
+        self.assertEqual(self.client.get(self.url).status_code, 404)
+        self.assertFalse(self.is_member(self.dan))
+
+    def test_a_person_kicked_before_a_link_was_made_may_use_the_new_one(self):
+        self.open_as(self.dan)
+        self.kick(self.dan)
+        token, _ = membership.invite_create(self.team, Identity(name="ada", user=self.ada))
+        self.assertRedirects(self.client.get(f"/invite/{token}/"), "/chat/team/", fetch_redirect_response=False)
+
+    def test_a_person_banned_since_the_link_was_made_cannot_use_it(self):
+        entry_create(
+            moderation(room=self.team, identity=Identity(name="ada", user=self.ada), action=Action.BAN, subject="dan")
+        )
+        self.assertEqual(self.open_as(self.dan).status_code, 404)
+        self.assertFalse(self.is_member(self.dan))
+
+    def test_a_person_banned_now_cannot_use_any_link(self):
+        Restriction.objects.create(
+            room=self.team,
+            action=Action.BAN,
+            who=f"user:{self.dan.pk}",
+            by="ada",
+            created=timezone.now() - timedelta(days=9),
+        )
+        self.assertEqual(self.open_as(self.dan).status_code, 404)
+
+    def test_an_invite_link_needs_a_get(self):
+        self.client.force_login(self.dan)
+        self.assertEqual(self.client.post(self.url).status_code, 405)
+
+
+class DirectMessageTests(TestCase):
+    def setUp(self):
+        self.ada, self.bob = person("ada"), person("bob")
+        self.name = f"dm-{min(self.ada.pk, self.bob.pk)}-{max(self.ada.pk, self.bob.pk)}"
+
+    def test_opening_a_direct_message_makes_the_pairs_room_and_goes_there(self):
+        self.client.force_login(self.ada)
+        self.assertRedirects(self.client.get("/dm/bob/"), f"/chat/{self.name}/", fetch_redirect_response=False)
+        room = Room.objects.get(name=self.name)
+        self.assertEqual(room.kind, RoomKind.DIRECT)
+        self.assertEqual(
+            set(Membership.objects.filter(room=room).values_list("user__username", "role")),
+            {("ada", Role.MEMBER), ("bob", Role.MEMBER)},
+        )
+
+    def test_the_pair_has_one_room_whoever_opens_it(self):
+        self.client.force_login(self.ada)
+        self.client.get("/dm/bob/")
+        self.client.force_login(self.bob)
+        self.assertRedirects(self.client.get("/dm/ada/"), f"/chat/{self.name}/", fetch_redirect_response=False)
+        self.assertEqual((Room.objects.count(), Membership.objects.count()), (1, 2))
+
+    def test_the_direct_room_page_is_named_after_the_other_person(self):
+        self.client.force_login(self.ada)
+        response = self.client.get("/dm/bob/", follow=True)
+        self.assertContains(response, "<title>@bob · chatsite</title>", html=True)
+        self.assertEqual(element_attrs(response, "room")["data-with"], "bob")
+
+    def test_a_third_person_gets_404_from_the_direct_room_page(self):
+        self.client.force_login(self.ada)
+        self.client.get("/dm/bob/")
+        self.client.force_login(person("eve"))
+        self.assertEqual(self.client.get(f"/chat/{self.name}/").status_code, 404)
+
+    def test_a_direct_room_has_no_members_panel(self):
+        self.client.force_login(self.ada)
+        self.assertNotContains(self.client.get("/dm/bob/", follow=True), 'id="members-panel"')
+
+    def test_an_unknown_username_is_404(self):
+        self.client.force_login(self.ada)
+        self.assertEqual(self.client.get("/dm/nobody/").status_code, 404)
+        self.assertFalse(Room.objects.exists())
+
+    def test_yourself_is_404(self):
+        self.client.force_login(self.ada)
+        self.assertEqual(self.client.get("/dm/ada/").status_code, 404)
+        self.assertFalse(Room.objects.exists())
+
+    def test_a_guest_is_sent_to_log_in_and_back(self):
+        response = self.client.get("/dm/bob/")
+        self.assertRedirects(response, "/accounts/login/?next=/dm/bob/", fetch_redirect_response=False)
+        self.assertFalse(Room.objects.exists())
+
+    def test_the_lobbys_box_goes_to_the_persons_direct_message_url(self):
+        self.client.force_login(self.ada)
+        self.assertRedirects(self.client.get("/dm/?username=bob"), "/dm/bob/", fetch_redirect_response=False)
+
+    def test_an_empty_box_goes_back_to_the_lobby(self):
+        self.assertRedirects(self.client.get("/dm/?username="), "/", fetch_redirect_response=False)

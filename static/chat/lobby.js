@@ -1,15 +1,18 @@
-// Keeps the lobby's room list fresh without a reload: asks the rooms endpoint every few seconds while the tab
+// Keeps the lobby's room lists fresh without a reload: asks the room list API every few seconds while the tab
 // is visible, at once when it is shown again, and when a room page of this browser says the person read a room.
-// Rows are updated in place, so keyboard focus on a room link survives a refresh. The server-rendered list is
-// what shows without JavaScript. The server orders rooms with unread mentions first.
+// Rows are updated in place, so keyboard focus on a room link survives a refresh. The server-rendered lists are
+// what shows without JavaScript. The server orders rooms with unread mentions first. Direct rooms go to their own
+// list (signed-in people only), named after the other person.
 
 import { agoLabel, fullLabel } from "./format.js";
 import { element } from "./render.js";
 
 const box = document.getElementById("rooms");
-const list = document.getElementById("room-list");
-const empty = document.getElementById("no-rooms");
 const everyMs = Number(box.dataset.refreshSeconds) * 1000;
+const sections = {
+  rooms: { list: document.getElementById("room-list"), empty: document.getElementById("no-rooms") },
+  direct: { list: document.getElementById("dm-list"), empty: document.getElementById("no-dms") },
+};
 
 let timer = null;
 let busy = false;
@@ -31,6 +34,12 @@ async function refresh() {
 }
 
 function render(rooms) {
+  renderList(sections.rooms, rooms.filter((room) => room.kind !== "direct"));
+  // Guests' pages have no direct list: they have no direct rooms either.
+  if (sections.direct.list) renderList(sections.direct, rooms.filter((room) => room.kind === "direct"));
+}
+
+function renderList({ list, empty }, rooms) {
   const old = new Map([...list.children].map((row) => [row.dataset.room, row]));
   const rows = rooms.map((room) => {
     const row = old.get(room.name) ?? newRow(room.name);
@@ -54,12 +63,19 @@ function newRow(name) {
   const mentions = element("span", "badge mentions");
   const unread = element("span", "badge unread");
   meta.append(mentions, " ", unread, " ", element("span", "room-online"), " ", element("span", "room-activity"));
-  row.append(element("a", "room-link", `#${name}`), " ", meta);
+  const title = element("span", "room-title");
+  const tag = element("span", "room-kind-tag", "private");
+  title.append(element("a", "room-link", `#${name}`), " ", tag);
+  row.append(title, " ", meta);
   return row;
 }
 
 function fill(row, room) {
-  row.querySelector(".room-link").href = room.url;
+  row.dataset.kind = room.kind;
+  const link = row.querySelector(".room-link");
+  link.href = room.url;
+  link.textContent = room.kind === "direct" && room.with ? `@${room.with}` : `#${room.name}`;
+  row.querySelector(".room-kind-tag").hidden = room.kind !== "private";
   badge(row.querySelector(".badge.mentions"), room.mentions, `@${room.mentions}`, "mention", "mentions");
   badge(row.querySelector(".badge.unread"), room.unread, String(room.unread), "unread message", "unread messages");
   const online = row.querySelector(".room-online");
