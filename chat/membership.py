@@ -22,7 +22,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from . import access, presence, protocol, rooms, selectors
+from . import access, presence, protocol, rooms, selectors, services
 from .access import Rights, Standing
 from .exceptions import ClientError
 from .identity import Identity
@@ -215,7 +215,8 @@ def is_self(identity: Identity, username: str) -> bool:
 
 
 def member_leave(room: Room, identity: Identity) -> None:
-    """End the person's own membership; the last owner may not leave (a room keeps an owner)."""
+    """End the person's own membership (no log entry: leaving is no moderation action); the last owner may not
+    leave (a room keeps an owner)."""
     check_changeable(room)
     with transaction.atomic():
         # The owners' rows are locked, so two owners leaving at once cannot both be "not the last".
@@ -226,6 +227,9 @@ def member_leave(room: Room, identity: Identity) -> None:
         if mine.role == Role.OWNER and len(owners) == 1:
             raise ClientError(LAST_OWNER, "You are the room's last owner: it cannot be left without one.")
         mine.delete()
+    # Out of a private room, their open pages of it close (4403) on every process; a public one they still read.
+    if not access.rights(identity, room).read:
+        services.revoke(room, access.who(identity.user, None))
 
 
 def forget(room: Room, username: str) -> None:

@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.test import Client, TestCase, TransactionTestCase, override_settings
 from django.utils import timezone
 
+from chat.events import REVOKE_EVENT
 from chat.models import Action, Invite, Kind, Membership, Message, Report, Restriction, Role, Room, RoomKind
 from chat.tests.helpers import RoomListener
 
@@ -398,6 +399,24 @@ class LeaveTests(ApiTestCase):
     def test_leaving_writes_no_moderation_entry(self):
         signed_in("cy").delete("/api/rooms/team/members/cy/")
         self.assertFalse(Message.objects.filter(kind=Kind.MODERATION).exists())
+
+    async def test_leaving_a_private_room_closes_your_sockets_to_it(self):
+        cy = await User.objects.aget(username="cy")
+        await self.async_client.aforce_login(cy)
+        async with RoomListener("team") as listener:
+            await self.async_client.delete("/api/rooms/team/members/cy/")
+            event = await listener.receive()
+        self.assertEqual((event["type"], event["person"]), (REVOKE_EVENT, f"user:{cy.pk}"))
+
+    async def test_leaving_a_public_room_you_still_read_closes_nothing(self):
+        room = await Room.objects.acreate(name="open")
+        cy = await User.objects.aget(username="cy")
+        await Membership.objects.acreate(room=room, user=cy, role=Role.MODERATOR)
+        await self.async_client.aforce_login(cy)
+        async with RoomListener("open") as listener:
+            response = await self.async_client.delete("/api/rooms/open/members/cy/")
+            self.assertIsNone(await listener.receive_or_none())
+        self.assertEqual(response.status_code, 204)
 
     def test_the_last_owner_may_not_leave(self):
         self.assertError(signed_in("ada").delete("/api/rooms/team/members/ada/"), 400, "last_owner")
