@@ -26,21 +26,19 @@ from . import membership, protocol, services
 from .exceptions import ClientError
 from .identity import Identity, identify
 from .models import Action, Role
-
-LOGIN_REQUIRED: Final = "login_required"
-CSRF_FAILED: Final = "csrf_failed"
+from .protocol import CSRF_FAILED, LOGIN_REQUIRED
 
 # The one map from an error code to its HTTP status; a code not here is a 400.
 STATUS: Final[dict[str, int]] = {
-    membership.BAD_REQUEST: 400,
-    membership.BAD_ROOM: 400,
-    membership.LAST_OWNER: 400,
-    membership.DIRECT_ROOM: 400,
+    protocol.BAD_REQUEST: 400,
+    protocol.BAD_ROOM: 400,
+    protocol.LAST_OWNER: 400,
+    protocol.DIRECT_ROOM: 400,
     LOGIN_REQUIRED: 401,
     protocol.FORBIDDEN: 403,
     CSRF_FAILED: 403,
     protocol.NOT_FOUND: 404,
-    membership.NAME_TAKEN: 409,
+    protocol.NAME_TAKEN: 409,
     protocol.UNAVAILABLE: 503,
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -85,7 +83,7 @@ def client_error(request: HttpRequest, exc: ClientError) -> HttpResponse:
 @api.exception_handler(ValidationError)
 def bad_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     detail = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors)
-    return _answer(request, membership.BAD_REQUEST, detail)
+    return _answer(request, protocol.BAD_REQUEST, detail)
 
 
 @api.exception_handler(AuthenticationError)

@@ -27,13 +27,9 @@ from .access import Rights, Standing
 from .exceptions import ClientError
 from .identity import Identity
 from .models import Action, Invite, Kind, Membership, Message, Report, Role, Room, RoomKind
+from .protocol import BAD_REQUEST, BAD_ROOM, DIRECT_ROOM, LAST_OWNER, NAME_TAKEN
 
 # Error codes of the HTTP API beside chat.protocol's FORBIDDEN and NOT_FOUND.
-BAD_REQUEST: Final = "bad_request"
-BAD_ROOM: Final = "bad_room"
-NAME_TAKEN: Final = "name_taken"
-LAST_OWNER: Final = "last_owner"
-DIRECT_ROOM: Final = "direct_room"
 
 # The roles the API gives; owners are made by creating a room.
 APPOINTED: Final[tuple[str, ...]] = (Role.MEMBER, Role.MODERATOR)

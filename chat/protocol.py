@@ -54,6 +54,15 @@ BAD_REACTION: Final = "bad_reaction"
 MUTED: Final = "muted"
 SLOW_MODE: Final = "slow_mode"
 BAD_USER: Final = "bad_user"
+# The HTTP API's own (docs/api.md): a body that is not what the endpoint takes, a bad or taken room name, a
+# change a direct room cannot have, the last owner leaving, no identity, no CSRF token.
+BAD_REQUEST: Final = "bad_request"
+BAD_ROOM: Final = "bad_room"
+NAME_TAKEN: Final = "name_taken"
+DIRECT_ROOM: Final = "direct_room"
+LAST_OWNER: Final = "last_owner"
+LOGIN_REQUIRED: Final = "login_required"
+CSRF_FAILED: Final = "csrf_failed"
 
 # Close codes. Daphne lets an application close only with 1000 or 3000-4999, so ours live in 4000-4999.
 CLOSE_NORMAL: Final = 1000

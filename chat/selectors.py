@@ -9,7 +9,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, Subquery
+from django.db.models import Count, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from . import protocol
@@ -223,10 +223,11 @@ def unread_counts(rooms: Iterable[Room], identity: Identity) -> dict[int, tuple[
     return {room.pk: (unread.get(room.pk, 0), mentions.get(room.pk, 0)) for room in rooms}
 
 
-def mentions_of(*, name: str, limit: int) -> list[dict[str, Any]]:
-    """The messages that mention ``name`` now, newest first, across rooms: for the Mentions page."""
+def mentions_of(*, name: str, rooms: QuerySet[Room], limit: int) -> list[dict[str, Any]]:
+    """The messages that mention ``name`` now, newest first, across ``rooms`` (those the person may read,
+    chat.access.visible_rooms): for the Mentions page."""
     rows = (
-        Mention.objects.filter(name=name, active=True)
+        Mention.objects.filter(name=name, active=True, room__in=rooms)
         .select_related("message", "room")
         .order_by("-message__created", "-seq")[:limit]
     )

@@ -42,7 +42,7 @@ def room_get_or_create(name: str) -> Room:
     reserved: they are made only by chat.membership, never by opening one."""
     canonical = normalize_room_name(name)
     if canonical is None:
-        raise ClientError("bad_room", f"Room names are {ROOM_NAME_RULE}.")
+        raise ClientError(protocol.BAD_ROOM, f"Room names are {ROOM_NAME_RULE}.")
     if rooms.is_reserved(canonical):
         room = Room.objects.filter(name=canonical).first()
         if room is None:

@@ -466,7 +466,7 @@ class _Batch:
         key = (d.room.pk, subject.who)
         standing = self.standings.get(key, access.NOBODY)
         mine = self.standings.get((d.room.pk, _draft_who(d)), access.NOBODY)
-        if access.rank(subject.user, standing) >= access.rank(d.user, mine):
+        if not access.outranks(d.user, mine, subject.user, standing):
             raise ClientError(protocol.FORBIDDEN, f"{subject.name} is not yours to moderate.")
         revokes = None
         until = self.now + timedelta(seconds=d.seconds) if d.seconds else None

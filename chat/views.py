@@ -78,8 +78,7 @@ def mentions(request: HttpRequest) -> HttpResponse:
     identity = identify(request.user, request.session)
     if identity is None:
         return _to_login(request)
-    readable = set(access.visible_rooms(identity).values_list("name", flat=True))
-    found = [m for m in selectors.mentions_of(name=identity.name, limit=MENTIONS_LISTED) if m["room"] in readable]
+    found = selectors.mentions_of(name=identity.name, rooms=access.visible_rooms(identity), limit=MENTIONS_LISTED)
     for message in found:
         message["when"] = parse_datetime(message["sent_at"])  # for the template's date filter
     return render(request, "chat/mentions.html", {"identity": identity, "mentions": found})
