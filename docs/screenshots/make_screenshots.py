@@ -1,5 +1,6 @@
-"""Regenerate the README screenshots: the lobby, a busy room, and what entries do to messages (reactions, a reply,
-an edit, a delete), light and dark, in headless Chromium.
+"""Regenerate the README screenshots: the lobby, a busy room, what entries do to messages (reactions, a reply,
+an edit, a delete), a private room with its members panel and a direct message, light and dark, in headless
+Chromium.
 
 Run from the repository root:
 
@@ -27,6 +28,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,6 +230,59 @@ def entries_scene(ada: webdriver.Chrome, grace: webdriver.Chrome, linus: webdriv
     ActionChains(ada).move_to_element(item(ada, REPLY)).perform()
 
 
+PRIVATE = [
+    ("ada", "Release room: only the three of us until the announcement."),
+    ("linus", "Changelog is final. Tagging after lunch."),
+]
+DIRECT = [
+    ("grace", "Got a minute before the release call?"),
+    ("ada", "Sure, ring me."),
+]
+
+
+def private_scene(base: str, ada: webdriver.Chrome, grace: webdriver.Chrome, linus: webdriver.Chrome) -> None:
+    """ada makes a private room in the lobby, adds grace as moderator and linus as member in its members panel,
+    and makes an invite link; grace turns slow mode on. Each in a new tab, so #general stays open."""
+    for browser in (ada, grace, linus):
+        browser.switch_to.new_window("tab")
+        viewport(browser, WIDTH, HEIGHT)  # a new tab has the window's size, not the emulated one
+    ada.get(base)
+    ada.find_element(By.ID, "id_name").send_keys("release")
+    ada.find_element(By.ID, "room-kind-private").click()
+    ada.find_element(By.ID, "room-create-submit").click()
+    until(ada, lambda: ada.find_element(By.ID, "status").text == "Connected")
+    ada.find_element(By.ID, "members-toggle").click()
+    for name, role in (("grace", "moderator"), ("linus", "member")):
+        ada.find_element(By.ID, "member-add-name").send_keys(name)
+        Select(ada.find_element(By.ID, "member-add-role")).select_by_value(role)
+        ada.find_element(By.ID, "member-add-submit").click()
+        until(ada, lambda name=name: ada.find_elements(By.CSS_SELECTOR, f'.member-row[data-username="{name}"]'))
+    for browser in (grace, linus):
+        open_room(browser, base, "release")
+    people = {"ada": ada, "linus": linus}
+    for author, body in PRIVATE:
+        say(people[author], body)
+    Select(grace.find_element(By.ID, "slow-mode")).select_by_value("30")
+    until(ada, lambda: "slow mode on" in ada.find_element(By.ID, "messages").text)
+    ada.find_element(By.ID, "invite-create").click()
+    until(ada, lambda: ada.find_element(By.ID, "invite-url").get_attribute("value"))
+    # The members with their roles on show, rather than the link just made.
+    ada.execute_script("document.activeElement.blur(); document.getElementById('members-panel').scrollTop = 0")
+
+
+def direct_scene(base: str, ada: webdriver.Chrome, grace: webdriver.Chrome) -> None:
+    """grace opens a direct message to ada from the lobby's box; they talk."""
+    grace.get(base)
+    grace.find_element(By.ID, "dm-username").send_keys("ada", Keys.ENTER)
+    until(grace, lambda: grace.find_element(By.ID, "status").text == "Connected")
+    ada.get(grace.current_url)
+    until(ada, lambda: ada.find_element(By.ID, "status").text == "Connected")
+    people = {"ada": ada, "grace": grace}
+    for author, body in DIRECT:
+        say(people[author], body)
+    until(ada, lambda: DIRECT[-1][1] in ada.find_element(By.ID, "messages").text)
+
+
 def shoot(browser: webdriver.Chrome, name: str) -> None:
     time.sleep(0.3)  # let the last layout and font rendering settle; nothing is asserted here
     browser.save_screenshot(str(OUT / name))
@@ -284,6 +339,17 @@ def main() -> None:
         for mode in ("light", "dark"):
             scheme(ada, mode)
             shoot(ada, f"room-entries-{mode}.png")
+        scheme(ada, "light")
+
+        private_scene(base, ada, grace, linus)
+        for mode in ("light", "dark"):
+            scheme(ada, mode)
+            shoot(ada, f"private-room-{mode}.png")
+        scheme(ada, "light")
+        direct_scene(base, ada, grace)
+        for mode in ("light", "dark"):
+            scheme(ada, mode)
+            shoot(ada, f"direct-{mode}.png")
         scheme(ada, "light")
 
         # The lobby, from a tab of ada's while she stays in #general.
