@@ -119,8 +119,11 @@ def _fold(standing: Standing, restriction: Restriction, now: datetime) -> Standi
     return Standing(standing.role, standing.banned, standing.banned_until, True, restriction.until)
 
 
-def standings(pairs: Iterable[tuple[int, User | None, str]]) -> dict[tuple[int, str], Standing]:
-    """The standings of (room pk, user, who key) triples, in two queries whatever their number."""
+def standings(
+    pairs: Iterable[tuple[int, User | None, str]], *, restricted: set[int] | None = None
+) -> dict[tuple[int, str], Standing]:
+    """The standings of (room pk, user, who key) triples, in two queries whatever their number. ``restricted``:
+    the rooms that may hold bans or mutes, when the caller knows (the others' are not looked up)."""
     wanted = list(pairs)
     if not wanted:
         return {}
@@ -134,8 +137,10 @@ def standings(pairs: Iterable[tuple[int, User | None, str]]) -> dict[tuple[int, 
         for room_pk, user_pk, role in Membership.objects.filter(members).values_list("room_id", "user_id", "role"):
             found[room_pk, f"user:{user_pk}"] = Standing(role=role)
     rooms = {room_pk for room_pk, _, _ in wanted}
+    if restricted is not None:
+        rooms &= restricted
     whos = {key for _, _, key in wanted}
-    for restriction in Restriction.objects.filter(room_id__in=rooms, who__in=whos):
+    for restriction in Restriction.objects.filter(room_id__in=rooms, who__in=whos) if rooms else ():
         key = (restriction.room_id, restriction.who)
         found[key] = _fold(found.get(key, NOBODY), restriction, now)
     return found

@@ -125,7 +125,12 @@ def _entry_who(entry: Message) -> str:
 def _sql(template: str, **placeholders: str) -> str:
     # Only table names and runs of %s are interpolated: never input, which goes in as parameters.
     quote = connection.ops.quote_name
-    return template.format(room=quote(Room._meta.db_table), message=quote(Message._meta.db_table), **placeholders)
+    return template.format(
+        room=quote(Room._meta.db_table),
+        message=quote(Message._meta.db_table),
+        restriction=quote(Restriction._meta.db_table),
+        **placeholders,
+    )
 
 
 def _marks(count: int) -> str:
@@ -135,7 +140,14 @@ def _marks(count: int) -> str:
 # Locks the rooms' rows (PostgreSQL; SQLite's IMMEDIATE transactions lock the whole database) until commit, so
 # seqs are handed out and committed in one order, gapless, and the messages a change checks cannot change under
 # it. In pk order, so that two processes' batches cannot deadlock.
-LOCK_ROOMS = "SELECT id, last_seq, kind, slow_mode_seconds FROM {room} WHERE id IN ({rooms}) ORDER BY id{for_update}"
+# With each room: its kind and slow mode, and whether any ban or mute was ever left in it, so that the batch looks
+# up people's standings only where they can matter (chat.access: in a public room with no restrictions and no slow
+# mode, only deletes and moderation depend on anyone's role).
+LOCK_ROOMS = (
+    "SELECT id, last_seq, kind, slow_mode_seconds,"
+    " EXISTS (SELECT 1 FROM {restriction} WHERE {restriction}.room_id = {room}.id)"
+    " FROM {room} WHERE id IN ({rooms}) ORDER BY id{for_update}"
+)
 TAKE_SEQS = "UPDATE {room} SET last_seq = CASE id {cases} END, last_activity = %s WHERE id IN ({rooms})"
 # Pairs spelled out as ORs: both databases then search the (room, client_id) index for each, where row-value IN
 # lists or IN x IN scanned the table (EXPLAIN on SQLite 3.40 and PostgreSQL 15).
@@ -175,6 +187,7 @@ class _RoomNow:
 
     kind: str
     slow_mode_seconds: int
+    restricted: bool = False  # any ban or mute row of the room, in force or not
     slow_mode_changed: bool = False
 
 
@@ -183,17 +196,27 @@ def _lock_rooms(cursor: Any, rooms: list[int]) -> tuple[dict[int, int], dict[int
     for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
     cursor.execute(_sql(LOCK_ROOMS, rooms=_marks(len(rooms)), for_update=for_update), rooms)
     rows = cursor.fetchall()
-    return {pk: last for pk, last, _, _ in rows}, {pk: _RoomNow(kind, slow) for pk, _, kind, slow in rows}
+    return {row[0]: row[1] for row in rows}, {pk: _RoomNow(kind, slow, bool(any_)) for pk, _, kind, slow, any_ in rows}
 
 
 def _standings(
-    drafts: Sequence[Entry], subjects: dict[tuple[int, str], "_Subject"]
+    drafts: Sequence[Entry], subjects: dict[tuple[int, str], "_Subject"], rooms: dict[int, _RoomNow]
 ) -> dict[tuple[int, str], access.Standing]:
-    """What the database holds of each drafting person, and each person moderated, in their room
-    (access.standings), read under the lock."""
-    pairs = {(d.room.pk, _draft_who(d)): d.user for d in drafts}
+    """What the database holds of each drafting person whose standing can matter, and of each person moderated,
+    in their room (access.standings), read under the lock. In a public room without bans, mutes or slow mode
+    everyone reads and writes: only a delete (of someone else's message) or a moderation action asks a role."""
+    pairs: dict[tuple[int, str], User | None] = {}
+    for d in drafts:
+        room = rooms[d.room.pk]
+        plain = room.kind == RoomKind.PUBLIC and not room.restricted and not room.slow_mode_seconds
+        if plain and not isinstance(d, Moderation) and not (isinstance(d, Change) and d.kind == Kind.DELETE):
+            continue
+        pairs[d.room.pk, _draft_who(d)] = d.user
     pairs |= {(room_pk, subject.who): subject.user for (room_pk, _), subject in subjects.items()}
-    return access.standings((room_pk, user, key) for (room_pk, key), user in pairs.items() if key)
+    restricted = {pk for pk, room in rooms.items() if room.restricted}
+    return access.standings(
+        ((room_pk, user, key) for (room_pk, key), user in pairs.items() if key), restricted=restricted
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -671,7 +694,7 @@ def _store(drafts: Sequence[Entry]) -> list[Outcome]:
             timezone.now(),
             _resolve_mentions(drafts),
             rooms=rooms,
-            standings=_standings(drafts, subjects),
+            standings=_standings(drafts, subjects, rooms),
             subjects=subjects,
         )
         outcomes: list[Outcome] = []

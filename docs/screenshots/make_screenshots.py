@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from selenium import webdriver
@@ -256,7 +257,8 @@ def private_scene(base: str, ada: webdriver.Chrome, grace: webdriver.Chrome, lin
         ada.find_element(By.ID, "member-add-name").send_keys(name)
         Select(ada.find_element(By.ID, "member-add-role")).select_by_value(role)
         ada.find_element(By.ID, "member-add-submit").click()
-        until(ada, lambda name=name: ada.find_elements(By.CSS_SELECTOR, f'.member-row[data-username="{name}"]'))
+        row = f'.member-row[data-username="{name}"]'
+        until(ada, partial(ada.find_elements, By.CSS_SELECTOR, row))
     for browser in (grace, linus):
         open_room(browser, base, "release")
     people = {"ada": ada, "linus": linus}
