@@ -258,3 +258,29 @@ class TwoProcessAccessTests(TwoProcessCase):
         finally:
             await mod.close()
             await ada.close()
+
+    async def test_a_ban_on_one_process_closes_the_persons_sockets_on_both_and_keeps_them_out(self) -> None:
+        mod, ada = await self.clients("mod", "ada")
+
+        @sync_to_async
+        def public_room_with_a_moderator() -> None:
+            room = Room.objects.create(name=ROOM)
+            Membership.objects.create(room=room, user=get_user_model().objects.get(username="mod"), role=Role.MODERATOR)
+
+        await public_room_with_a_moderator()
+        phone = ChatClient(room=ROOM, cookie=ada.cookie)
+        await mod.connect(self.b.url)
+        await ada.connect(self.a.url)
+        await phone.connect(self.b.url)
+        try:
+            banned = time.monotonic()
+            await mod.moderate("ban", "ada")
+            await eventually(lambda: not ada.connected and not phone.connected, timeout=1.0, what="both closed")
+            self.assertLess(time.monotonic() - banned, 1.0)
+            self.assertEqual((ada.close_codes, phone.close_codes), ([4403], [4403]))
+            for server in (self.a, self.b):
+                with self.assertRaises(ConnectionError):
+                    await ada.connect(server.url)
+        finally:
+            for client in (mod, ada, phone):
+                await client.close()
