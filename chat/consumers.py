@@ -224,11 +224,11 @@ class ChatConsumer(FanoutConsumer):
                     )
                 )
                 await self.send_frame(protocol.ack(client_id=client_id, seq=posted.ack_seq))
-            case protocol.ReportFrame(target=target, reason=reason):
+            case protocol.ReportFrame(target=target, reason=reason, client_id=client_id):
                 await database_sync_to_async(services.report)(
                     room=room, identity=identity, target=target, reason=reason
                 )
-                await self.send_frame(protocol.ack(client_id=None, seq=None))
+                await self.send_frame(protocol.ack(client_id=client_id, seq=None))
             case protocol.VersionsFrame(target=target):
                 found = await selectors.versions(room, target=target)
                 await self.send_frame(protocol.versions(target=target, versions=found))

@@ -139,6 +139,7 @@ class ModerateFrame:
 class ReportFrame:
     target: int
     reason: str
+    client_id: str | None = None
     type: Literal["report"] = REPORT
 
 
@@ -300,7 +301,7 @@ def parse(text: str, *, max_length: int, history_max: int, reactions: Collection
         reason = unicodedata.normalize("NFC", reason).strip()
         if len(reason) > MAX_REPORT_REASON or any(unicodedata.category(c) in ("Cc", "Cs") for c in reason if c != "\n"):
             raise ClientError(BAD_FRAME, f"'reason' must be text of at most {MAX_REPORT_REASON} characters.")
-        return ReportFrame(target=_seq(data, "target"), reason=reason)
+        return ReportFrame(target=_seq(data, "target"), reason=reason, client_id=clean_client_id(data.get("client_id")))
     if frame_type == TYPING:
         return TypingFrame()
     if frame_type == PING:

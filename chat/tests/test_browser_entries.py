@@ -452,8 +452,9 @@ class EntriesInChromiumTests(BrowserTestCase):
         spam = self.seq_of(moderator, "spam spam spam")
 
         bar = "return [...arguments[0].querySelectorAll('.message-actions button')].map((b) => b.dataset.action)"
-        self.assertEqual(self.script(carol, bar, self.item(carol, spam)), ["reply", "react"])
-        self.assertEqual(self.script(moderator, bar, self.item(moderator, spam)), ["reply", "react", "delete"])
+        self.assertEqual(self.script(carol, bar, self.item(carol, spam)), ["reply", "react", "report"])
+        actions = ["reply", "react", "delete", "report"]
+        self.assertEqual(self.script(moderator, bar, self.item(moderator, spam)), actions)
         delete = self.item(moderator, spam).find_element(By.CSS_SELECTOR, '[data-action="delete"]')
         self.assertEqual(delete.get_attribute("aria-label"), f"Delete {self.name_in(bob)}'s message")
         self.delete(moderator, spam)

@@ -4,11 +4,12 @@ page says. Skipped with a reason where Chromium is missing, unless CHAT_REQUIRE_
 
 from django.contrib.auth import get_user_model
 from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
-from chat.models import Membership, Role, Room
+from chat.models import Membership, Report, Role, Room
 
 from .test_browser import BrowserTestCase, needs_chromium
 
@@ -87,3 +88,21 @@ class ModerationInChromiumTests(BrowserTestCase):
         self.wait_for_status(bob, "Connected")
         self.moderate(moderator, "bob", "kick")
         self.wait_for_status(bob, "You do not have access to this room (any more).")
+
+    def test_a_reader_reports_a_message_and_the_moderators_get_it(self) -> None:
+        moderator = self.log_in("mod")
+        self.send(moderator, "buy cheap watches at example.com")
+        bob = self.log_in("bob")
+        self.wait_for_message(bob, "buy cheap watches at example.com")
+        item = self.script(
+            bob,
+            "return [...document.querySelectorAll('#messages .message')].find(m => m.textContent.includes('watches'))",
+        )
+        ActionChains(bob).move_to_element(item).perform()
+        item.find_element(By.CSS_SELECTOR, '.message-actions [data-action="report"]').click()
+        prompt = bob.switch_to.alert
+        prompt.send_keys("spam")
+        prompt.accept()
+        self.wait_until(bob, lambda: "You reported the message" in bob.page_source, "the reporter told")
+        report = Report.objects.get()
+        self.assertEqual((report.by, report.reason, report.room.name), ("bob", "spam", "town"))

@@ -10,11 +10,19 @@ const seqOf = (node) => Number(node.closest(".message").dataset.seq);
 
 export class MessageActions {
   // view(seq) is what the message shows now (its state with the reader's unsaved changes), or undefined.
-  constructor({ list, reactions, maxLength, view, onReply, onReact, onEdit, onDelete, onVersions, onJump }) {
+  constructor({ list, reactions, maxLength, view, onReply, onReact, onEdit, onDelete, onVersions, onJump, onReport }) {
     this.list = list;
     this.maxLength = maxLength;
     this.view = view;
-    this.on = { reply: onReply, react: onReact, edit: onEdit, delete: onDelete, versions: onVersions, jump: onJump };
+    this.on = {
+      reply: onReply,
+      react: onReact,
+      edit: onEdit,
+      delete: onDelete,
+      versions: onVersions,
+      jump: onJump,
+      report: onReport,
+    };
     this.picker = this.makePicker(reactions);
     this.closing = false;
     // seq -> {panel, editedAt}: the earlier versions asked for or shown, and as of which edit.
@@ -68,6 +76,12 @@ export class MessageActions {
       case "versions":
         this.toggleVersions(seq);
         break;
+      case "report": {
+        // The native dialog again; what it asks is optional, and Cancel reports nothing.
+        const reason = window.prompt("Report this message to the room's moderators. Why? (optional)", "");
+        if (reason !== null) this.on.report(seq, reason.trim().slice(0, 500));
+        break;
+      }
       case "jump":
         this.on.jump(Number(button.dataset.target));
         break;

@@ -76,6 +76,7 @@ const conversation = new Conversation({
   loadOlder,
   notify,
   onReply: startReply,
+  report: (seq, reason) => moderation.report(seq, reason),
 });
 const unread = new Unread({
   room,

@@ -28,7 +28,8 @@ const WHAT = {
 };
 
 export class Conversation {
-  constructor({ list, messages, reactions, maxLength, timeline, outbox, you, send, loadOlder, notify, onReply }) {
+  // report(seq, reason): the reader reports a message to the room's moderators.
+  constructor({ list, messages, reactions, maxLength, timeline, outbox, you, send, loadOlder, notify, onReply, report }) {
     this.list = list;
     this.timeline = timeline;
     this.outbox = outbox;
@@ -51,6 +52,7 @@ export class Conversation {
       onDelete: (seq) => outbox.change({ kind: "delete", target: seq }),
       onVersions: (seq) => this.askVersions(seq),
       onJump: (seq) => this.jump(seq),
+      onReport: (seq, reason) => report(seq, reason),
     });
     // The messages drawn with unsaved changes on top, last time: when a change goes, they are drawn again.
     this.overlaid = new Set();

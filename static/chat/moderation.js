@@ -1,5 +1,6 @@
 // Moderation on the room page: the room's moderation entries as notices, what they mean for the person
-// (muted, slow mode), and for owners, moderators and staff a form that sends `moderate` frames.
+// (muted, slow mode), for owners, moderators and staff a form that sends `moderate` frames, and for everyone the
+// `report` frames of the messages' Report action.
 //
 // What the person may do is the server's to decide on every frame (chat.access); the page only says what the
 // server told it: hello's `muted`, `muted_until` and `slow_mode`, then each moderation entry of the log.
@@ -143,7 +144,7 @@ export class Moderation {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const [, , act, seconds] = CHOICES.find(([value]) => value === action.value);
-      if (this.ask({ action: act, user: user.value.trim(), seconds })) user.value = "";
+      if (this.ask({ type: "moderate", action: act, user: user.value.trim(), seconds })) user.value = "";
     });
     const slowLabel = element("label", "", "Slow mode");
     const slow = element("select");
@@ -151,7 +152,7 @@ export class Moderation {
     slowLabel.htmlFor = slow.id;
     for (const [seconds, label] of SLOW_MODES) slow.append(new Option(label, String(seconds)));
     slow.value = String(this.slowMode);
-    slow.addEventListener("change", () => this.ask({ action: "slow_mode", seconds: Number(slow.value) }));
+    slow.addEventListener("change", () => this.ask({ type: "moderate", action: "slow_mode", seconds: Number(slow.value) }));
     const names = element("datalist");
     names.id = "online-names";
     this.tools.append(heading, form, slowLabel, slow, names);
@@ -164,6 +165,11 @@ export class Moderation {
     list.replaceChildren(...names.filter((name) => name !== this.you).map((name) => new Option(name)));
   }
 
+  // Any reader: a message reported to the room's moderators (stored for them, never shown to the room).
+  report(seq, reason) {
+    this.ask({ type: "report", target: seq, reason });
+  }
+
   ask(frame) {
     if (this.asked !== null || !this.mayAsk()) {
       this.notify("Wait a moment: the room is still answering an earlier request.");
@@ -171,17 +177,19 @@ export class Moderation {
     }
     this.counter += 1;
     const clientId = `mod-${Date.now().toString(36)}-${this.counter}`;
-    if (!this.send({ type: "moderate", client_id: clientId, ...frame })) {
+    if (!this.send({ ...frame, client_id: clientId })) {
       this.notify("Not connected: try again once the room is back.");
       return false;
     }
     this.asked = clientId;
+    this.askedType = frame.type;
     return true;
   }
 
   // An ack; returns whether it answered this module's request.
   acked({ client_id: clientId }) {
     if (clientId === null || clientId !== this.asked) return false;
+    if (this.askedType === "report") this.notice("You reported the message to the room's moderators.");
     this.done();
     return true;
   }

@@ -14,7 +14,13 @@ export function allowed(view, { you, moderator, editSeconds }) {
   const mine = view.author === you;
   const live = !view.deleted;
   const recent = editSeconds === 0 || Date.now() - Date.parse(view.sent_at) < editSeconds * 1000;
-  return { reply: live, react: live, edit: live && mine && recent, delete: live && (mine || moderator) };
+  return {
+    reply: live,
+    react: live,
+    edit: live && mine && recent,
+    delete: live && (mine || moderator),
+    report: live && !mine && view.author !== "system",
+  };
 }
 
 // Brings an item up to `view`: a message's state with the reader's unsaved changes applied, `quote` (what a
@@ -164,6 +170,7 @@ const ACTIONS = [
   ["react", "React", (view, you) => `React to ${whose(view, you)}`],
   ["edit", "Edit", () => "Edit your message"],
   ["delete", "Delete", (view, you) => `Delete ${whose(view, you)}`],
+  ["report", "Report", (view) => `Report ${view.author}'s message to the room's moderators`],
 ];
 
 // The action bar, rebuilt only when what the reader may do changes (the message was deleted, say).
