@@ -10,11 +10,12 @@ from django.contrib import messages as flash
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from . import access
 from .exceptions import ClientError
 from .identity import Identity
-from .models import Action, Kind, Membership, Message, ModerationEntry, Report, Restriction, Room
+from .models import Action, Kind, Membership, Message, ModerationEntry, Report, Restriction, Room, RoomKind
 from .protocol import clean_body
-from .services import entry_create, message_create, message_delete, moderation
+from .services import entry_create, message_create, message_delete, moderation, revoke
 
 
 def _staff(request: HttpRequest) -> Identity:
@@ -23,11 +24,17 @@ def _staff(request: HttpRequest) -> Identity:
 
 
 class MembershipInline(admin.TabularInline):
+    """The room's members and roles. Who is a member changes on the Memberships page, where removing one is a
+    kick (an entry of the log that closes their sockets); here only roles change."""
+
     model = Membership
     extra = 0
-    autocomplete_fields = ["user"]
-    # Removing a member is a kick, an entry of the log that closes their sockets: the Memberships page does it.
+    fields = ["user", "role"]
+    readonly_fields = ["user"]
     can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Room)
@@ -39,6 +46,12 @@ class RoomAdmin(admin.ModelAdmin):
     readonly_fields = ["last_seq", "last_activity", "created", "slow_mode_seconds"]
     inlines = [MembershipInline]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Open sockets know a room by its name and were let in by its kind: renaming a private room would let
+        # whoever opens its old name join its group, and making a public room private would leave everyone in it.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "name", "kind"] if obj is not None else fields
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
@@ -47,6 +60,10 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["room__name", "user__username"]
     autocomplete_fields = ["user"]
     list_select_related = ["room", "user"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Moving a membership to another person or room would remove someone without a kick: only roles change.
+        return ["room", "user"] if obj is not None else []
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
         # A kick through the write path: logged, broadcast, and it closes the person's sockets on every process.
@@ -57,6 +74,9 @@ class MembershipAdmin(admin.ModelAdmin):
         except ClientError as exc:  # staff kicking staff, say: the membership goes, without an entry
             self.message_user(request, f"{obj}: not kicked ({exc.detail}); removed only", flash.WARNING)
         Membership.objects.filter(pk=obj.pk).delete()  # a public room's member is only disconnected by a kick
+        identity = Identity(name=obj.user.get_username(), user=obj.user)
+        if not access.rights(identity, obj.room).read:
+            revoke(obj.room, access.who(obj.user, None))  # their open pages close, as after a kick
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
         for membership in queryset.select_related("room", "user"):
@@ -132,6 +152,11 @@ class MessageAddForm(forms.ModelForm):
         model = Message
         fields = ["room", "body"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Nobody but its two people posts in a direct room.
+        self.fields["room"].queryset = Room.objects.exclude(kind=RoomKind.DIRECT)  # type: ignore[attr-defined]
+
     def clean_body(self) -> str:
         try:
             return clean_body(self.cleaned_data["body"], settings.CHAT_MAX_MESSAGE_LENGTH)
@@ -147,8 +172,9 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ["room"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        # Edits, deletes and reactions are entries of the log too, but the admin moderates messages.
-        return super().get_queryset(request).filter(kind=Kind.MESSAGE)
+        # Edits, deletes and reactions are entries of the log too, but the admin moderates messages. A direct
+        # room is its two people's only (chat.access): not even staff moderate it.
+        return super().get_queryset(request).filter(kind=Kind.MESSAGE).exclude(room__kind=RoomKind.DIRECT)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
@@ -164,9 +190,10 @@ class MessageAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj) and (obj is None or not obj.is_deleted)
 
     def delete_model(self, request: HttpRequest, obj: Message) -> None:
-        user = request.user if request.user.is_authenticated else None
-        name = user.get_username() if user else "admin"
-        message_delete(room=obj.room, seq=obj.seq, identity=Identity(name=name, user=user))
+        try:
+            message_delete(room=obj.room, seq=obj.seq, identity=_staff(request))
+        except ClientError as exc:
+            self.message_user(request, f"{obj}: {exc.detail}", flash.ERROR)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         for message in queryset.select_related("room").filter(deleted_at__isnull=True):

@@ -31,6 +31,7 @@ from .protocol import CSRF_FAILED, LOGIN_REQUIRED
 # The one map from an error code to its HTTP status; a code not here is a 400.
 STATUS: Final[dict[str, int]] = {
     protocol.BAD_REQUEST: 400,
+    protocol.BAD_FRAME: 400,
     protocol.BAD_ROOM: 400,
     protocol.LAST_OWNER: 400,
     protocol.DIRECT_ROOM: 400,

@@ -91,15 +91,18 @@ class ChatConsumer(FanoutConsumer):
         self.person = who(identity.user, identity.guest_id)
         self.opened = time.monotonic()
         self.bucket = TokenBucket(burst=settings.CHAT_RATE_LIMIT_BURST, per_second=settings.CHAT_RATE_LIMIT_PER_SECOND)
-        # Asked before the room's group is joined: nothing of a room the person may not read reaches them.
-        room, self.rights = await database_sync_to_async(services.room_for)(name, identity)
         # Joined before the backlog is read: what is committed after the read arrives live (or is caught up from
-        # the log, see go_live), and what arrives both ways is dropped by seq. No gap, no duplicate.
+        # the log, see go_live), and what arrives both ways is dropped by seq. No gap, no duplicate. Joined before
+        # access is asked, too: a kick or ban committed after the answer arrives as an event and closes the
+        # socket. Nothing reaches the socket meanwhile: it is not live until go_live.
         try:
-            await self.join(room.name)
+            await self.join(name)
         except LAYER_ERRORS as exc:
             metrics.LAYER_ERRORS.inc()
             raise Refused(protocol.CLOSE_INTERNAL_ERROR, f"channel layer unavailable: {exc!r}") from None
+        room, self.rights = await database_sync_to_async(services.room_for)(name, identity)
+        if self.shut:
+            raise Refused(protocol.CLOSE_FORBIDDEN, f"{identity.name} lost {name} while connecting")
         self.room = room
         heartbeat.start()
         metrics.CONNECTIONS.inc()
@@ -240,7 +243,11 @@ class ChatConsumer(FanoutConsumer):
             case protocol.TypingFrame():
                 await broadcast(room.name, presence_event("typing", self.identity.name))
             case protocol.PingFrame():
-                await self.send_frame(protocol.pong(last_seq=await selectors.last_seq(room)))
+                last_seq, rights = await selectors.pong(room, identity)
+                if rights is not None and not rights.read:
+                    self._revoke()
+                    return
+                await self.send_frame(protocol.pong(last_seq=last_seq))
             case protocol.HistoryFrame(before=before, limit=limit):
                 metrics.HISTORY_REQUESTS.inc()
                 messages, has_more = await selectors.history(room, before=before, limit=limit)
@@ -252,8 +259,8 @@ class ChatConsumer(FanoutConsumer):
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         """Send one of this socket's own frames, once the server holds little for it (TooSlow if it never does)."""
-        if self.close_sent:
-            return  # closing: the server would refuse it
+        if self.close_sent or self.shut:
+            return  # closing: the server would refuse it, or the person lost the room
         await self.drained()
         await self.send(text_data=protocol.encode(frame))
 
@@ -272,6 +279,7 @@ class ChatConsumer(FanoutConsumer):
 
     def _revoke(self) -> None:
         self.rights = access.NONE
+        self.shut_out()
         if not self.close_sent:
             logger.info("revoked room=%s user=%s", self.room_name, self.name)
             asyncio.get_running_loop().create_task(self.close(code=protocol.CLOSE_FORBIDDEN))
@@ -305,6 +313,8 @@ class ChatConsumer(FanoutConsumer):
         if self.room is None:
             return
         online = await presence.online_names_since(self.room, since=self.missed_presence_at)
+        if self.shut:
+            return
         await self.send(text_data=protocol.encode(protocol.online(online=online)))
 
     async def own_missed(self, *, stale: bool) -> None:
@@ -315,7 +325,7 @@ class ChatConsumer(FanoutConsumer):
         if stale:
             stored = await database_sync_to_async(readmarks.last_read)(self.room, self.person)
             self.marker = max(self.marker, stored)  # after the await: a newer event may have come meanwhile
-        if self.marker:
+        if self.marker and not self.shut:
             await self.send(text_data=protocol.encode(protocol.read(room=self.room.name, seq=self.marker)))
 
 

@@ -95,6 +95,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         self.give_up: asyncio.TimerHandle | None = None
         self.closing: asyncio.Task[None] | None = None
         self.close_sent = False
+        self.shut = False  # shut_out(): nothing more is sent on this socket
         self.ended = False  # disconnect() has run
         self.bound = settings.CHAT_SEND_BUFFER_BYTES
 
@@ -163,6 +164,8 @@ class FanoutConsumer(AsyncWebsocketConsumer):
 
     async def send_live(self, event: dict[str, Any]) -> None:
         """Send a live event's frame (chat.fanout adds "frame" and "size"), or note it as missed; never waits."""
+        if self.shut:
+            return
         seq = event.get("seq", 0)
         if seq and (seq <= self.sent_through or (self.ahead is not None and seq in self.ahead)):
             return  # already sent, from the log or live
@@ -257,7 +260,7 @@ class FanoutConsumer(AsyncWebsocketConsumer):
                     await self.base_send(frame)
                     self.outbox.popleft()
                     self.outbox_bytes -= size
-                if self.live:
+                if self.live or self.shut:
                     break
                 try:
                     await self._catch_up()
@@ -281,6 +284,8 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         From the last check to ``live = True`` nothing awaits, so no live frame can slip between the two.
         """
         while True:
+            if self.shut:
+                return
             if self.stale or self.missed_through > self.sent_through:
                 self.stale = False
                 try:
@@ -289,6 +294,8 @@ class FanoutConsumer(AsyncWebsocketConsumer):
                     self.stale = True  # still owed: the writer retries the catch-up
                     raise
                 for seq, text in entries:
+                    if self.shut:
+                        return
                     if self.ahead is None or seq not in self.ahead:
                         await self.drained()
                         await self.base_send({"type": "websocket.send", "text": text})
@@ -375,6 +382,13 @@ class FanoutConsumer(AsyncWebsocketConsumer):
         await asyncio.sleep(settings.CHAT_SEND_BEHIND_SECONDS)
         if self.outlet is not None:
             self.outlet.abort()
+
+    def shut_out(self) -> None:
+        """Send nothing more on this socket, live or from the log, from now on: its person lost the room (the
+        subclass closes it). What the fan-out hands it next, even in the same event, is dropped."""
+        self.shut = True
+        self.live = False
+        self._stop_writing()
 
     def _stop_writing(self) -> None:
         if self.closing is not None and self.closing is not asyncio.current_task():

@@ -67,7 +67,12 @@ class GroupCommit:
             self._fail(batch, ClientError(protocol.UNAVAILABLE, "It could not be stored; send it again."))
             return
         except Exception as exc:  # a bug: each poster raises it, as if it had stored alone
-            self._fail(batch, exc)
+            if len(batch) == 1:
+                self._fail(batch, exc)
+                return
+            # One draft's bug must not fail the others': each alone, so that only its own poster gets it.
+            for item in batch:
+                await self._commit([item])
             return
         metrics.MESSAGE_COMMITS.inc()
         by_room: dict[str, list[dict[str, Any]]] = {}

@@ -187,7 +187,7 @@ def member_add(room: Room, identity: Identity, *, username: str, role: str) -> M
         raise ClientError(BAD_REQUEST, "Members are made members or moderators.")
     if not access.rights(identity, room).moderate:
         raise ClientError(protocol.FORBIDDEN, "Only the room's owners, moderators and staff add members.")
-    user = User.objects.filter(username=username, is_active=True).first()
+    user = User.objects.filter(username=protocol.clean_name(username, "username"), is_active=True).first()
     if user is None:
         raise ClientError(protocol.NOT_FOUND, f"Nobody is called {username}.")
     with transaction.atomic():
@@ -274,20 +274,27 @@ def invite_accept(token: str, identity: Identity) -> Room:
     invite = Invite.objects.select_related("room").filter(token_hash=_token_hash(token)).first()
     if invite is None or invite.revoked_at is not None or invite.expires_at <= timezone.now():
         raise gone
-    room = invite.room
-    if room.kind == RoomKind.DIRECT:
-        raise gone
-    # A removal outlives the links made before it: the log says whom the room shut out, and when.
-    shut_out = Message.objects.filter(
-        room=room,
-        kind=Kind.MODERATION,
-        action__in=[Action.KICK, Action.BAN],
-        subject=identity.user.get_username(),
-        created__gte=invite.created,
-    ).exists()
-    if shut_out or access.rights(identity, room).banned:
-        raise gone
-    Membership.objects.get_or_create(room=room, user=identity.user, defaults={"role": Role.MEMBER})
+    with transaction.atomic():
+        # Under the room's row lock, which the store takes for every entry: a kick or ban cannot commit between
+        # the checks below and the membership they allow.
+        room = Room.objects.select_for_update().get(pk=invite.room_id)
+        if room.kind == RoomKind.DIRECT:
+            raise gone
+        # A removal outlives the links made before it: the log says whom the room shut out, and when.
+        shut_out = Message.objects.filter(
+            room=room,
+            kind=Kind.MODERATION,
+            action__in=[Action.KICK, Action.BAN],
+            subject=identity.user.get_username(),
+            created__gte=invite.created,
+        ).exists()
+        if shut_out or access.rights(identity, room).banned:
+            raise gone
+        # A link is as good as its maker's right to invite: one who no longer moderates the room invites nobody.
+        maker = invite.created_by
+        if maker is None or not access.rights(Identity(name=maker.get_username(), user=maker), room).moderate:
+            raise gone
+        Membership.objects.get_or_create(room=room, user=identity.user, defaults={"role": Role.MEMBER})
     return room
 
 
@@ -295,7 +302,7 @@ def direct_room(identity: Identity, username: str) -> Room:
     """The direct room of a signed-in person and another, made once with both as members."""
     if identity.user is None:
         raise ClientError(protocol.FORBIDDEN, "Sign in to send direct messages.")
-    other = User.objects.filter(username=username, is_active=True).first()
+    other = User.objects.filter(username=protocol.clean_name(username, "username"), is_active=True).first()
     if other is None or other.pk == identity.user.pk:
         raise ClientError(protocol.NOT_FOUND, f"Nobody else is called {username}.")
     # The name is unique per pair, so two people opening it at once make one room; get_or_create takes the other's.

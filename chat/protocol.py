@@ -210,6 +210,23 @@ def clean_body(body: object, max_length: int) -> str:
     return body
 
 
+# The longest name a person goes by: a username (Django's limit) or a guest's "NICK (guest)".
+MAX_NAME_LENGTH: Final = 150
+
+
+def clean_name(name: object, field: str = "user") -> str:
+    """A person's name from a frame or a request: text without control characters or lone surrogates (which no
+    database could even look up), NFC, trimmed, 1-150 characters. Whether anyone goes by it is the caller's."""
+    if not isinstance(name, str):
+        raise ClientError(BAD_FRAME, f"'{field}' must name a person.")
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
+        raise ClientError(BAD_FRAME, f"'{field}' contains a control character or an invalid code point.")
+    name = unicodedata.normalize("NFC", name).strip()
+    if not 1 <= len(name) <= MAX_NAME_LENGTH:
+        raise ClientError(BAD_FRAME, f"'{field}' must be 1-{MAX_NAME_LENGTH} characters.")
+    return name
+
+
 def clean_client_id(client_id: object) -> str | None:
     if client_id is None:
         return None
@@ -323,15 +340,12 @@ def _moderate(data: dict[str, Any]) -> ModerateFrame:
         not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_MODERATION_SECONDS
     ):
         raise ClientError(BAD_FRAME, f"'seconds' must be a whole number from 0 to {MAX_MODERATION_SECONDS}.")
-    user = data.get("user")
-    if action in PERSON_ACTIONS:
-        if not isinstance(user, str) or not 1 <= len(user) <= 150:
-            raise ClientError(BAD_FRAME, "'user' must name a person.")
-    elif seconds is None:
+    user = clean_name(data.get("user")) if action in PERSON_ACTIONS else ""
+    if action not in PERSON_ACTIONS and seconds is None:
         raise ClientError(BAD_FRAME, "Slow mode needs 'seconds' (0 turns it off).")
     return ModerateFrame(
         action=action,
-        user=str(user) if action in PERSON_ACTIONS else "",
+        user=user,
         seconds=seconds or None if action in PERSON_ACTIONS else seconds,
         client_id=clean_client_id(data.get("client_id")),
     )

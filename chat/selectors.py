@@ -12,10 +12,10 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from . import protocol
+from . import access, protocol
 from .exceptions import ClientError
 from .identity import Identity
-from .models import Kind, Mention, Message, ReadMarker, Room
+from .models import Kind, Mention, Message, ReadMarker, Room, RoomKind
 from .store import who
 
 # The most entries one catch-up read sends; a socket far behind reads several, each once the last has drained.
@@ -192,6 +192,15 @@ def versions(room: Room, *, target: int) -> list[dict[str, Any]]:
 @database_sync_to_async
 def last_seq(room: Room) -> int:
     return _room_last_seq(room)
+
+
+@database_sync_to_async
+def pong(room: Room, identity: Identity) -> tuple[int, "access.Rights | None"]:
+    """A ping's answer: the room's last seq, and for a private or direct room what the person may do there now.
+    A socket's access is asked again on each ping there, so that one whose kick, ban or leave event the channel
+    layer lost is closed within a ping interval (~25 s) even if nothing else reveals it."""
+    rights = access.rights(identity, room) if room.kind != RoomKind.PUBLIC else None
+    return _room_last_seq(room), rights
 
 
 def unread_counts(rooms: Iterable[Room], identity: Identity) -> dict[int, tuple[int, int]]:

@@ -54,11 +54,13 @@ def room_get_or_create(name: str) -> Room:
 
 def room_for(name: str, identity: Identity) -> tuple[Room, access.Rights]:
     """The room a socket or page opens, and what ``identity`` may do there (made first if it is a new public
-    room); Refused with 4404 for a reserved name that is no room and 4403 for a room they may not read."""
+    room); Refused with 4403 for a room they may not read, and for a direct room's name that is no room."""
     try:
         room = room_get_or_create(name)
     except ClientError as exc:
-        raise Refused(protocol.CLOSE_ROOM_NOT_FOUND, exc.detail) from None
+        # A direct room's name that is no room: refused as one that exists would be, or the two codes would tell
+        # anyone who has a direct room with whom.
+        raise Refused(protocol.CLOSE_FORBIDDEN, exc.detail) from None
     rights = access.rights(identity, room)
     if not rights.read:
         raise Refused(protocol.CLOSE_FORBIDDEN, f"{identity.name} may not read {room.name}")
@@ -132,7 +134,7 @@ def moderation(
     return Moderation(
         room=room,
         action=Action(action),
-        subject=subject,
+        subject=protocol.clean_name(subject) if subject else "",
         seconds=seconds,
         author=identity.name,
         user=identity.user,

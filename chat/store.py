@@ -500,6 +500,8 @@ class _Batch:
                     raise ClientError(protocol.NOT_FOUND, f"{subject.name} is not a member of this room.")
                 self.removed.add((d.room.pk, subject.user.pk))
                 standing = access.Standing(None, standing.banned, standing.banned_until, standing.muted)
+        elif d.action == Action.MUTE and access.decide(user=subject.user, kind=room.kind, standing=standing).moderate:
+            raise ClientError(protocol.FORBIDDEN, f"{subject.name} moderates this room: a mute would not hold them.")
         elif d.action in (Action.BAN, Action.MUTE):
             self.restrictions[d.room.pk, subject.who, d.action] = Restriction(
                 room_id=d.room.pk, action=d.action, who=subject.who, name=subject.name, until=until, by=d.author

@@ -9,6 +9,7 @@ from django.contrib.auth import login
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -179,7 +180,10 @@ def direct_open(request: HttpRequest) -> HttpResponse:
     username = request.GET.get("username", "").strip()
     if not username:
         return redirect("chat:lobby")
-    return redirect("chat:direct", username=username)
+    try:
+        return redirect("chat:direct", username=username)
+    except NoReverseMatch:  # a "/" in it: nobody's username
+        raise Http404("No such person") from None
 
 
 @require_GET

@@ -205,3 +205,19 @@ class ModerationAdminTests(AdminTestCase):
         self.assertEqual(
             self.client.post(f"/admin/chat/restriction/{ban.pk}/delete/", {"post": "yes"}).status_code, 403
         )
+
+
+class AdminKeepsTheRuleTests(AdminTestCase):
+    def test_a_rooms_name_and_kind_cannot_change_under_its_open_sockets(self):
+        self.client.post(f"/admin/chat/room/{self.room.pk}/change/", {"name": "renamed", "kind": "private"})
+        self.room.refresh_from_db()
+        self.assertEqual((self.room.name, self.room.kind), ("general", "public"))
+
+    def test_messages_of_direct_rooms_are_not_listed_nor_postable(self):
+        direct = Room.objects.create(name="dm-1-2", kind=RoomKind.DIRECT)
+        message_create(room=direct, author="ada", body="between us")
+        message_create(room=self.room, author="ada", body="for all")
+        listed = [m.body for m in self.client.get(CHANGELIST_URL).context["cl"].result_list]
+        self.assertEqual(listed, ["for all"])
+        self.assertEqual(self.add("hello", room=direct).status_code, 200)  # the form refuses the room
+        self.assertEqual(Message.objects.filter(room=direct).count(), 1)

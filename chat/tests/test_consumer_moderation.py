@@ -1,8 +1,11 @@
 """Access and moderation over the room socket: 4403 before any frame, moderate and report frames, kicks and bans
 closing the person's sockets, mutes and slow mode answered with their error frames."""
 
+import asyncio
+import json
 import time
 from typing import Any
+from unittest import mock
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -13,6 +16,7 @@ from chat.identity import Identity
 from chat.models import Membership, Message, Report, Role, Room, RoomKind
 from chat.store import store_one
 
+from .helpers import QUIET_SECONDS
 from .test_consumers import TIMEOUT, ConsumerTestCase, Socket
 
 
@@ -59,9 +63,9 @@ class ConnectTests(ModerationSocketTestCase):
         socket = await self.open("team", cookie=await self.login_cookie("ada"))
         self.assertEqual(socket.hello["room"], "team")
 
-    async def test_a_direct_rooms_name_that_is_no_room_is_4404_and_is_not_made(self) -> None:
+    async def test_a_direct_rooms_name_that_is_no_room_is_4403_like_one_that_is_and_is_not_made(self) -> None:
         socket = await self.connect("/ws/chat/dm-1-2/", cookie=await self.login_cookie("ada"))
-        self.assertEqual(await self.refused_with(socket), {"type": "websocket.close", "code": 4404})
+        self.assertEqual(await self.refused_with(socket), {"type": "websocket.close", "code": 4403})
         self.assertFalse(await sync_to_async(Room.objects.filter(name="dm-1-2").exists)())
 
     async def test_a_banned_person_is_closed_with_4403_and_an_unbanned_one_comes_back(self) -> None:
@@ -226,3 +230,65 @@ class RevokeTests(ModerationSocketTestCase):
         await self.closed_with(ada, protocol.CLOSE_FORBIDDEN)
         await bob.send({"type": "ping"})
         self.assertEqual((await bob.receive_type("pong"))["type"], "pong")
+
+
+class RaceTests(ModerationSocketTestCase):
+    """What reaches a person whose access ends while their socket connects, or in the batch that ends it."""
+
+    async def outputs_until_close(self, socket: Socket) -> list[dict[str, Any]]:
+        """Everything the socket is handed up to its close, and anything handed after it (which a real server
+        might still write before its close frame)."""
+        frames: list[dict[str, Any]] = []
+        closed = False
+        while not closed or not await socket.communicator.receive_nothing(timeout=QUIET_SECONDS):
+            output = await socket.communicator.receive_output(timeout=TIMEOUT)
+            closed = closed or output["type"] == "websocket.close"
+            frames.append(output if output["type"] == "websocket.close" else json.loads(output["text"]))
+        return frames
+
+    async def test_a_kick_committed_just_after_the_connects_access_check_closes_it_before_any_frame(self) -> None:
+        await make_room("team", RoomKind.PRIVATE, mod=Role.MODERATOR, eve=Role.MEMBER)
+        original = services.room_for
+
+        def check_then_kick(name: str, identity: Identity) -> Any:
+            found = original(name, identity)
+            mod = Identity("mod", User.objects.get(username="mod"))
+            services.entry_create(services.moderation(room=found[0], identity=mod, action="kick", subject="eve"))
+            return found
+
+        socket = await self.connect("/ws/chat/team/", cookie=await self.login_cookie("eve"))
+        with mock.patch.object(services, "room_for", check_then_kick):
+            await socket.communicator.connect(timeout=TIMEOUT)
+            outputs = await self.outputs_until_close(socket)
+        self.assertEqual(outputs, [{"type": "websocket.close", "code": 4403}])
+
+    async def test_nothing_committed_with_a_ban_reaches_the_banned_person(self) -> None:
+        await make_room("town", mod=Role.MODERATOR)
+        await self.open("town", cookie=await self.login_cookie("mod"))
+        eve = await self.open("town", cookie=await self.login_cookie("eve"))
+        room = await sync_to_async(Room.objects.get)(name="town")
+        mod = Identity("mod", await sync_to_async(User.objects.get)(username="mod"))
+        ban = services.moderation(room=room, identity=mod, action="ban", subject="eve")
+        # eve has to have posted, to be found by name as a guest would; she is a user here, found by username.
+        after = services.draft(room=room, author="mod", user=mod.user, body="said after the ban")
+        await asyncio.gather(services.apost(ban), services.apost(after))
+        frames = await self.outputs_until_close(eve)
+        self.assertEqual(frames[-1], {"type": "websocket.close", "code": 4403})
+        self.assertNotIn("said after the ban", json.dumps(frames))
+
+    async def test_a_member_removed_without_any_event_is_closed_at_the_next_ping(self) -> None:
+        await make_room("team", RoomKind.PRIVATE, eve=Role.MEMBER)
+        eve = await self.open("team", cookie=await self.login_cookie("eve"))
+        await sync_to_async(Membership.objects.filter(user__username="eve").delete)()  # as if its revoke were lost
+        await eve.send({"type": "ping"})
+        await self.closed_with(eve, protocol.CLOSE_FORBIDDEN)
+
+    async def test_a_moderate_frame_naming_nobody_a_database_could_look_up_is_a_bad_frame(self) -> None:
+        await make_room("town", mod=Role.MODERATOR)
+        mod = await self.open("town", cookie=await self.login_cookie("mod"))
+        for user in ("\\ud800", "\\u0000", "   ", "x" * 151):
+            with self.subTest(user=user):
+                await mod.communicator.send_to(text_data=f'{{"type":"moderate","action":"ban","user":"{user}"}}')
+                self.assertEqual((await mod.receive_type("error"))["code"], protocol.BAD_FRAME)
+        await mod.send({"type": "ping"})
+        await mod.receive_type("pong")

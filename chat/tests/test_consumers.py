@@ -391,10 +391,10 @@ class DatabaseOutageTests(ConsumerTestCase):
     async def test_a_frame_the_database_cannot_answer_gets_unavailable_and_the_socket_stays_open(self) -> None:
         socket = await self.open("lobby")
 
-        async def down(room: Room) -> int:
+        async def down(room: Room, identity: Any) -> int:
             raise OperationalError("server closed the connection unexpectedly")
 
-        with mock.patch.object(selectors, "last_seq", down), self.assertNoLogs("chat", level="ERROR"):
+        with mock.patch.object(selectors, "pong", down), self.assertNoLogs("chat", level="ERROR"):
             await socket.send({"type": "ping"})
             self.assertEqual((await socket.receive())["code"], "unavailable")
         await socket.send({"type": "ping"})

@@ -277,6 +277,25 @@ class InviteTests(MembershipTestCase):
         token, _ = membership.invite_create(self.team, ada)
         self.assertEqual(membership.invite_accept(token, identity(self.dan)), self.team)
 
+    def test_a_link_is_dead_once_its_maker_no_longer_moderates_the_room(self):
+        mo = join(self.team, person("mo"), Role.MODERATOR)
+        token, _ = membership.invite_create(self.team, identity(mo))
+        Membership.objects.filter(user=mo).update(role=Role.MEMBER)
+        self.assertRefused(protocol.NOT_FOUND, membership.invite_accept, token, identity(self.dan))
+        self.assertFalse(Membership.objects.filter(user=self.dan).exists())
+
+    def test_a_username_no_database_could_look_up_is_a_bad_frame_not_an_error(self):
+        for name in ("\ud800", "a\u0000b", ""):
+            with self.subTest(name=name):
+                self.assertRefused(
+                    protocol.BAD_FRAME,
+                    membership.member_add,
+                    self.team,
+                    identity(self.ada),
+                    username=name,
+                    role="member",
+                )
+
     def test_a_member_may_not_invite(self):
         cy = join(self.team, person("cy"))
         self.assertRefused(protocol.FORBIDDEN, membership.invite_create, self.team, identity(cy))

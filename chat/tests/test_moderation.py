@@ -101,7 +101,10 @@ class WhoMayModerateTests(ModerationTestCase):
         self.refused(protocol.FORBIDDEN, self.moderate, self.mod, "ban", "owner")
 
     def test_an_owner_may_act_on_a_moderator(self) -> None:
-        self.assertIsNotNone(self.moderate(self.owner, "mute", "mod").entry)
+        self.assertIsNotNone(self.moderate(self.owner, "ban", "mod").entry)
+
+    def test_a_moderator_cannot_be_muted_as_moderators_are_never_held_by_a_mute(self) -> None:
+        self.refused(protocol.FORBIDDEN, self.moderate, self.owner, "mute", "mod")
 
     def test_staff_moderate_every_room_without_being_members(self) -> None:
         staff = User.objects.create(username="root", is_staff=True)

@@ -858,3 +858,7 @@ class DirectMessageTests(TestCase):
 
     def test_an_empty_box_goes_back_to_the_lobby(self):
         self.assertRedirects(self.client.get("/dm/?username="), "/", fetch_redirect_response=False)
+
+    def test_a_name_no_url_can_hold_is_nobody(self):
+        self.client.force_login(self.ada)
+        self.assertEqual(self.client.get("/dm/?username=a/b").status_code, 404)
