@@ -111,6 +111,12 @@ class ChatConsumer(FanoutConsumer):
         change = await presence.enter(room, connection_id=self.connection_id, name=identity.name)
         self.present = True
         messages, last_seq = await selectors.backlog(room, after=after)
+        if any(_names_for_removal(payload, self.name) for payload in messages):
+            # A kick or ban that committed while this socket connected: its event may still be on its way (through
+            # Redis it comes after this), and the backlog must not go out before the rule is asked again.
+            self.rights = await database_sync_to_async(access.rights)(identity, room)
+            if not self.rights.read:
+                raise Refused(protocol.CLOSE_FORBIDDEN, f"{identity.name} lost {name} while connecting")
         last_read = await database_sync_to_async(readmarks.last_read)(room, self.person)
         self.marker = max(self.marker, last_read)
         if after is not None:
@@ -329,13 +335,19 @@ class ChatConsumer(FanoutConsumer):
             await self.send(text_data=protocol.encode(protocol.read(room=self.room.name, seq=self.marker)))
 
 
+def _names_for_removal(frame: dict[str, Any], name: str) -> bool:
+    """Whether a log entry's frame is a kick or ban of the person called ``name`` (names can repeat among guests,
+    so it only says when to ask chat.access again)."""
+    return (
+        frame.get("type") == protocol.MODERATION
+        and frame.get("action") in ("kick", "ban")
+        and frame.get("user") == name
+    )
+
+
 def _may_revoke(text: str, name: str) -> bool:
-    """Whether a log entry's frame may be a kick or ban of the person called ``name`` (names can repeat among
-    guests, so it only says when to ask chat.access again)."""
-    if '"type":"moderation"' not in text:
-        return False
-    frame = protocol.decode(text)
-    return frame.get("action") in ("kick", "ban") and frame.get("user") == name
+    """_names_for_removal for an encoded frame; decoded only if it is a moderation entry at all."""
+    return '"type":"moderation"' in text and _names_for_removal(protocol.decode(text), name)
 
 
 class RefusingConsumer(FanoutConsumer):
