@@ -200,6 +200,66 @@ class ClientModulesInChromiumTests(BrowserTestCase):
             },
         )
 
+    def test_the_outbox_resends_a_slow_mode_refusal_after_retry_after(self) -> None:
+        result = self.run_module(
+            "outbox.js",
+            OUTBOX
+            + """
+            outbox.connect();
+            outbox.add("again");
+            outbox.refused({ code: "slow_mode", detail: "wait", retry_after: 1 });
+            const paused = [...sent];
+            await new Promise((resolve) => setTimeout(resolve, 1100));
+            return { paused, later: sent };
+            """,
+        )
+        self.assertEqual(result, {"paused": ["again"], "later": ["again", "again"]})
+
+    def test_a_1012_close_reconnects_after_a_random_half_to_five_seconds_without_growing_the_backoff(self) -> None:
+        result = self.run_module(
+            "connection.js",
+            """
+            // A WebSocket that never connects; the test closes it with a code, as a server would.
+            const sockets = [];
+            window.WebSocket = class {
+              constructor() { this.listeners = {}; sockets.push(this); }
+              addEventListener(type, listener) { this.listeners[type] = listener; }
+              close() {}
+            };
+            const waits = [];
+            const realTimeout = window.setTimeout;
+            // Timers are recorded, never run; 15 s is the hello timeout, not a retry.
+            window.setTimeout = (fn, ms) => {
+              if (ms !== 15000) waits.push(ms);
+              return realTimeout(() => {}, 0);
+            };
+            const statuses = [];
+            const connection = new RoomConnection({
+              url: () => "ws://example.invalid/",
+              onFrame: () => {},
+              onStatus: (s) => statuses.push(s),
+              onLost: () => {},
+            });
+            for (const random of [0, 0.999]) {
+              Math.random = () => random;
+              connection.connect();
+              sockets.at(-1).listeners.close({ code: 1012 });
+            }
+            const attempts = connection.attempt;
+            Math.random = () => 0;
+            connection.connect();
+            sockets.at(-1).listeners.close({ code: 1006 });
+            window.setTimeout = realTimeout;
+            return { waits, attempts, detail: statuses.find((s) => s.detail)?.detail };
+            """,
+        )
+        restart_short, restart_long, backoff = result["waits"]
+        self.assertEqual(restart_short, 500)
+        self.assertAlmostEqual(restart_long, 5000, delta=10)
+        self.assertEqual(result["attempts"], 0)  # a restart is no failure: the backoff starts from its first step
+        self.assertEqual(backoff, 250)  # the first backoff step (500 ms ceiling, jittered down to its half)
+        self.assertEqual(result["detail"], "Server restarting")
+
     def test_a_web_address_keeps_a_parenthesis_it_opened_but_not_the_sentences_punctuation(self) -> None:
         result = self.run_module(
             "render.js",

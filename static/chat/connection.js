@@ -23,6 +23,11 @@ const FINAL_CLOSE_CODES = new Map([
 // again, so the backoff starts this many steps up (8-16 s) and keeps growing from there.
 const TOO_MANY_SOCKETS = 4429;
 const TOO_MANY_SOCKETS_ATTEMPT = 5;
+// 1012: the server is restarting (a deploy drains its sockets). Every page it served got this at once, so each
+// waits its own random 0.5-5 s before coming back, and the new process is not met by all of them together.
+const SERVICE_RESTART = 1012;
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 5_000;
 
 export class RoomConnection {
   // url() is asked before every attempt, so that a reconnect resumes from the latest seq.
@@ -139,15 +144,23 @@ export class RoomConnection {
       this.status("closed", { detail: final });
       return;
     }
+    if (this.suspended) return;
+    if (code === SERVICE_RESTART) {
+      // Not a failure: the backoff does not grow.
+      this.scheduleRetry("Server restarting", RESTART_MIN_MS + Math.random() * (RESTART_MAX_MS - RESTART_MIN_MS));
+      return;
+    }
     if (code === TOO_MANY_SOCKETS) this.attempt = Math.max(this.attempt, TOO_MANY_SOCKETS_ATTEMPT);
-    if (!this.suspended) this.scheduleRetry(code === TOO_MANY_SOCKETS ? "Too many open tabs" : undefined);
+    this.scheduleRetry(code === TOO_MANY_SOCKETS ? "Too many open tabs" : undefined);
   }
 
-  // reason, if given, replaces "Reconnecting" in the status.
-  scheduleRetry(reason) {
-    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
-    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
-    this.attempt += 1;
+  // reason, if given, replaces "Reconnecting" in the status; delay, if given, replaces the backoff's.
+  scheduleRetry(reason, delay = undefined) {
+    if (delay === undefined) {
+      const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
+      delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+      this.attempt += 1;
+    }
     const due = Date.now() + delay;
     // Offline, attempts go on (navigator.onLine can be wrong); they fail fast, and "online" cuts the wait.
     const tick = () => {
