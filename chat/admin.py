@@ -23,6 +23,19 @@ def _staff(request: HttpRequest) -> Identity:
     return Identity(name=user.get_username() if user else "admin", user=user)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that only the write path makes and changes (so that every socket hears of them): listed, never edited."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class MembershipInline(admin.TabularInline):
     """The room's members and roles. Who is a member changes on the Memberships page, where removing one is a
     kick (an entry of the log that closes their sockets); here only roles change."""
@@ -84,7 +97,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Restriction)
-class RestrictionAdmin(admin.ModelAdmin):
+class RestrictionAdmin(ReadOnlyAdmin):
     list_display = ["room", "action", "name", "until", "by", "created"]
     list_filter = ["action"]
     search_fields = ["room__name", "name"]
@@ -92,14 +105,6 @@ class RestrictionAdmin(admin.ModelAdmin):
     actions = ["lift"]
 
     # Bans and mutes are made and lifted by moderation entries (the room's frames, or "lift" here), never edited.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.action(description="Lift the selected bans and mutes (an unban or unmute entry in each room)")
     def lift(self, request: HttpRequest, queryset: QuerySet[Restriction]) -> None:
@@ -114,7 +119,9 @@ class RestrictionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModerationEntry)
-class ModerationEntryAdmin(admin.ModelAdmin):
+class ModerationEntryAdmin(ReadOnlyAdmin):
+    """The log is append-only."""
+
     list_display = ["room", "seq", "action", "subject", "author", "seconds", "created"]
     list_filter = ["action", "room"]
     search_fields = ["subject", "author", "room__name"]
@@ -123,16 +130,6 @@ class ModerationEntryAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModerationEntry]:
         return super().get_queryset(request).filter(kind=Kind.MODERATION)
-
-    # The log is append-only.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Report)

@@ -1,6 +1,7 @@
 """Pages: the lobby, a room, the Mentions page, invite links, direct messages, the guest nickname and sign-up
 forms. The lobby keeps itself fresh through the room list API (chat.api)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -17,8 +18,8 @@ from django.views.decorators.http import require_GET, require_POST
 from . import access, membership, protocol, selectors
 from .exceptions import ClientError, Refused
 from .forms import NicknameForm, RoomForm, SignUpForm
-from .identity import BAD_NICKNAME, identify, set_nickname
-from .models import RoomKind
+from .identity import BAD_NICKNAME, Identity, identify, set_nickname
+from .models import Room, RoomKind
 from .rooms import normalize_room_name
 from .services import room_for
 
@@ -164,14 +165,7 @@ def room(request: HttpRequest, room_name: str) -> HttpResponse:
 def invite(request: HttpRequest, token: str) -> HttpResponse:
     """An invite link: a signed-in person becomes a member and goes to the room; a guest logs in first and comes
     back. A forged, expired or revoked link, or one made before its person was kicked or banned, is a 404."""
-    identity = identify(request.user, request.session)
-    if identity is None or identity.user is None:
-        return _to_login(request)
-    try:
-        found = membership.invite_accept(token, identity)
-    except ClientError:
-        raise Http404("No such invite") from None
-    return redirect("chat:room", room_name=found.name)
+    return _signed_in_to_room(request, lambda identity: membership.invite_accept(token, identity), "No such invite")
 
 
 @require_GET
@@ -189,13 +183,18 @@ def direct_open(request: HttpRequest) -> HttpResponse:
 @require_GET
 def direct(request: HttpRequest, username: str) -> HttpResponse:
     """The direct room of the signed-in person and ``username``, made on first use; a 404 for nobody or yourself."""
+    return _signed_in_to_room(request, lambda identity: membership.direct_room(identity, username), "No such person")
+
+
+def _signed_in_to_room(request: HttpRequest, find: Callable[[Identity], Room], missing: str) -> HttpResponse:
+    """To the room ``find`` gives a signed-in person (a guest logs in first and comes back); a 404 if it refuses."""
     identity = identify(request.user, request.session)
     if identity is None or identity.user is None:
         return _to_login(request)
     try:
-        found = membership.direct_room(identity, username)
+        found = find(identity)
     except ClientError:
-        raise Http404("No such person") from None
+        raise Http404(missing) from None
     return redirect("chat:room", room_name=found.name)
 
 
