@@ -273,14 +273,10 @@ class ChatConsumer(FanoutConsumer):
     # Handlers of the room's group events (chat.events), called by the process's fan-out.
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        if event.get("revokes") == self.person:
-            # A kick or ban of this person: nothing more from this room, on this socket or any other.
-            self._revoke()
-            return
         await self.send_live(event)
 
     async def chat_revoke(self, event: dict[str, Any]) -> None:
-        # The fan-out sends it only to this person's sockets.
+        # The fan-out sends it only to this person's sockets: they left, or a kick or ban of them is on its way.
         self._revoke()
 
     def _revoke(self) -> None:

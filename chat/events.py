@@ -36,8 +36,8 @@ def presence_event(kind: protocol.PresenceKind, user: str) -> dict[str, Any]:
 
 
 def revoke_event(person: str) -> dict[str, Any]:
-    """The person lost the room without a moderation entry (they left it): their sockets close with 4403. A kick
-    or ban needs none: its entry's event says so (message_event's ``revokes``)."""
+    """The person lost the room: their sockets close with 4403. Sent alone when they left it; the fan-out makes one
+    from a kick's or ban's entry event (message_event's ``revokes``) before handing that entry out."""
     return {"type": REVOKE_EVENT, "person": person}
 
 

@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 
 from . import metrics
 from .broadcast import LAYER_ERRORS
-from .events import MESSAGE_EVENT, MESSAGES_EVENT
+from .events import MESSAGE_EVENT, MESSAGES_EVENT, revoke_event
 from .rooms import group_name
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,11 @@ class RoomFanout:
             for inner in event["events"]:
                 await self.fan_out(inner)
             return
+        revokes = event.get("revokes")
+        if revokes is not None:
+            # A kick or ban: its person's sockets are shut out first, by the per-person event a leave sends, so
+            # they get neither this entry nor anything after it; the per-recipient loop below asks nothing more.
+            await self.fan_out(revoke_event(revokes))
         text = event.get("text")
         if text is not None:
             # Built once for every recipient: the ASGI message, and its size for the sockets' bounds.
